@@ -1,0 +1,145 @@
+"""Settings: every environment variable of the interface contract, read also from `.env`."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from functools import lru_cache
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+HKSAR_FEEDS = (
+    "https://www.info.gov.hk/gia/rss/general_en.xml",
+    "https://www.info.gov.hk/gia/rss/general_zh.xml",
+)
+
+_TIME_RE = re.compile(r"^(\d{1,2})(?::?(\d{2}))?$")
+
+
+class ConfigError(Exception):
+    """A missing or malformed setting; the message is one line naming the variable."""
+
+
+def parse_hhmm(value: str) -> time:
+    """`08:00`, `8:30`, `0830` and `8` -> time; ValueError otherwise."""
+    m = _TIME_RE.match(value.strip())
+    if not m:
+        raise ValueError(f"{value!r} is not a time like 08:00")
+    hour, minute = int(m.group(1)), int(m.group(2) or 0)
+    if hour > 23 or minute > 59:
+        raise ValueError(f"{value!r} is not a time like 08:00")
+    return time(hour, minute)
+
+
+def _split_list(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part for part in re.split(r"[,\s]+", str(value)) if part]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    database_url: str = "sqlite+aiosqlite:///data/press_digest.db"
+    feeds: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(HKSAR_FEEDS))
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    poll_interval: int = Field(300, ge=10)
+    default_timezone: str = "Asia/Hong_Kong"
+    default_digest_time: str = "08:00"
+    send_rate: float = Field(25, gt=0)
+    log_level: str = "INFO"
+
+    # Not in the contract's table, but tunable by operators.
+    max_subscriptions: int = Field(50, ge=1)
+    fetch_timeout: float = Field(30.0, gt=0)
+    max_feed_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    fetch_concurrency: int = Field(8, ge=1)
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _feeds(cls, value: object) -> list[str]:
+        urls = _split_list(value)
+        for url in urls:
+            if not re.match(r"^https?://[^\s/]+", url, re.IGNORECASE):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return urls
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _admin_ids(cls, value: object) -> list[int]:
+        ids = []
+        for part in _split_list(value):
+            try:
+                ids.append(int(part))
+            except ValueError:
+                raise ValueError(f"{part!r} is not a Telegram user id (a whole number)") from None
+        return ids
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA timezone like Asia/Hong_Kong") from None
+        return value
+
+    @field_validator("default_digest_time")
+    @classmethod
+    def _digest_time(cls, value: str) -> str:
+        return parse_hhmm(value).strftime("%H:%M")
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"{value!r} is not one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not re.match(r"^[a-z0-9_+]+://", value.strip()):
+            raise ValueError(f"{value!r} is not a database URL like sqlite+aiosqlite:///data/x.db")
+        return value.strip()
+
+    @property
+    def digest_time(self) -> time:
+        return parse_hhmm(self.default_digest_time)
+
+    @property
+    def token(self) -> str:
+        """The bot token; ConfigError (exit 2) when it is not set."""
+        if self.bot_token is None or not self.bot_token.get_secret_value().strip():
+            raise ConfigError(
+                "BOT_TOKEN is not set: ask @BotFather on Telegram for a token (/newbot) and put "
+                "BOT_TOKEN=... in .env; to try the bot offline run "
+                "`press-digest poll` then `press-digest preview customs`"
+            )
+        return self.bot_token.get_secret_value().strip()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and `.env`; ConfigError names the first bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err["loc"] else "configuration"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {msg}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

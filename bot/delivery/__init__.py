@@ -1,0 +1,1 @@
+"""Stage 4: one durable outbox and the sender that empties it within Telegram's limits."""

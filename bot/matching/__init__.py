@@ -1,0 +1,1 @@
+"""Stage 2: the query language, the topic catalogue, and matching releases to topics once."""

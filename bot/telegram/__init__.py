@@ -1,0 +1,1 @@
+"""The front door: the python-telegram-bot Application, commands, buttons, messages."""
