@@ -26,7 +26,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see `press-digest {self.prog.split()[-1]} --help`)")
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _with_database(settings: Settings, job: Callable[[SessionFactory], Awaitable[int]]) -> int:
+async def _with_database(
+    settings: Settings, job: Callable[[SessionFactory], Awaitable[int]]
+) -> int:
     """Opens the database, applies pending migrations, registers FEEDS, runs `job`."""
     from bot.feeds.poller import sync_configured_feeds
 
@@ -85,11 +87,11 @@ async def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_preview(settings: Settings, args: argparse.Namespace) -> int:
+    if args.days < 1:
+        raise UsageError("--days must be 1 or more, e.g. --days 7")
     from bot.matching.preview import preview_digest
     from bot.matching.query import QueryError
 
-    if args.days < 1:
-        raise UsageError("--days must be 1 or more, e.g. --days 7")
     query = " ".join(args.query)
 
     async def job(sessions: SessionFactory) -> int:
@@ -145,9 +147,9 @@ async def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
+    settings.token  # noqa: B018  (ConfigError, exit 2, before anything starts)
     from bot.telegram.app import run_bot
 
-    settings.token  # noqa: B018  (ConfigError, exit 2, before anything starts)
     return run_bot(settings)
 
 

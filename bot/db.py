@@ -27,7 +27,7 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An engine for `url`; on SQLite, creates the file's folder and enables WAL and foreign keys."""
+    """An engine for `url`; on SQLite also the file's folder, WAL and foreign keys."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

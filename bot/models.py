@@ -10,7 +10,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 SQLModel.metadata.naming_convention = {
@@ -102,10 +111,14 @@ class FeedEntry(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("feed_id", "guid"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    feed_id: int = Field(sa_column=Column(Integer, ForeignKey("feed.id", ondelete="CASCADE"), nullable=False))
+    feed_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("feed.id", ondelete="CASCADE"), nullable=False)
+    )
     guid: str = Field(sa_column=Column(Text, nullable=False))
     release_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("release.id", ondelete="CASCADE"), nullable=False, index=True)
+        sa_column=Column(
+            Integer, ForeignKey("release.id", ondelete="CASCADE"), nullable=False, index=True
+        )
     )
     content_hash: str = Field(max_length=64)
     first_seen_at: datetime = Field(default_factory=utcnow)
@@ -145,10 +158,18 @@ class Subscription(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("chat_id", "thread_id", "topic_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    chat_id: int = Field(sa_column=Column(Integer, ForeignKey("chat.id", ondelete="CASCADE"), nullable=False, index=True))
+    chat_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("chat.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
     # forum topic (message_thread_id); 0 = the chat itself
     thread_id: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
-    topic_id: int = Field(sa_column=Column(Integer, ForeignKey("topic.id", ondelete="CASCADE"), nullable=False, index=True))
+    topic_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("topic.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
     query_text: str = Field(sa_column=Column(Text, nullable=False))  # as the user typed it
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -188,8 +209,17 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_state_not_before", "state", "not_before"),)
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
-    chat_id: int = Field(sa_column=Column(Integer, ForeignKey("chat.id", ondelete="CASCADE"), nullable=False, index=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    chat_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("chat.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
     thread_id: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     kind: str = Field(default=MessageKind.digest, max_length=16)
     text: str = Field(sa_column=Column(Text, nullable=False))  # Telegram HTML
@@ -199,7 +229,8 @@ class OutboxMessage(SQLModel, table=True):
     claimed_until: datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     broadcast_id: int | None = Field(
-        default=None, sa_column=Column(Integer, ForeignKey("broadcast.id", ondelete="SET NULL"), index=True)
+        default=None,
+        sa_column=Column(Integer, ForeignKey("broadcast.id", ondelete="SET NULL"), index=True),
     )
     # makes queueing idempotent across workers, e.g. "digest:<chat>:<thread>:<period start>"
     dedup_key: str | None = Field(default=None, sa_column=Column(Text, unique=True))

@@ -35,8 +35,12 @@ def feeds_dir() -> Path:
     """../shared/fixtures/feeds (or $PRESS_DIGEST_FIXTURES)."""
     if FIXTURES is None:
         if IN_CI:
-            pytest.fail("shared/fixtures/feeds not found beside the checkout (set PRESS_DIGEST_FIXTURES)")
-        pytest.skip("shared/fixtures/feeds not found beside the checkout (set PRESS_DIGEST_FIXTURES)")
+            pytest.fail(
+                "shared/fixtures/feeds not found beside the checkout (set PRESS_DIGEST_FIXTURES)"
+            )
+        pytest.skip(
+            "shared/fixtures/feeds not found beside the checkout (set PRESS_DIGEST_FIXTURES)"
+        )
     return FIXTURES
 
 
@@ -74,7 +78,8 @@ def pg_url() -> Iterator[str]:
     try:
         _pg_admin_execute(f'CREATE DATABASE "{name}"')
     except Exception as exc:  # unreachable server, refused login, ...
-        reason = f"PostgreSQL at {make_url(PG_URL).render_as_string(hide_password=True)} unreachable: {exc}"
+        where = make_url(PG_URL).render_as_string(hide_password=True)
+        reason = f"PostgreSQL at {where} unreachable: {exc}"
         if IN_CI:
             pytest.fail(reason)
         pytest.skip(reason)

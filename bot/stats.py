@@ -1,0 +1,131 @@
+"""The figures behind `press-digest stats` and /stats: audience, topics, feeds and delivery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from bot.db import SessionFactory
+from bot.models import Chat, Feed, MessageState, OutboxMessage, Release, Subscription, utcnow
+
+
+@dataclass
+class FeedHealth:
+    id: int
+    url: str
+    title: str | None
+    healthy: bool
+    last_success_at: datetime | None
+    last_error: str | None
+    consecutive_failures: int
+    items: int
+    next_poll_at: datetime | None
+
+
+@dataclass
+class Stats:
+    chats: int
+    active_chats: int
+    paused_chats: int
+    subscriptions: int
+    topics: int
+    feeds: int
+    failing_feeds: int
+    releases: int
+    releases_last_24h: int
+    messages_queued: int
+    messages_sent: int
+    messages_failed: int
+    messages_dropped: int
+    feed_health: list[FeedHealth] = field(default_factory=list)
+
+
+async def collect_stats(sessions: SessionFactory) -> Stats:
+    now = utcnow()
+    async with sessions() as s:
+
+        async def count(stmt: object) -> int:
+            return int((await s.exec(stmt)).one() or 0)  # type: ignore[call-overload]
+
+        chats = await count(select(func.count()).select_from(Chat))
+        active = await count(select(func.count()).select_from(Chat).where(col(Chat.active)))
+        paused = await count(
+            select(func.count()).select_from(Chat).where(col(Chat.active), col(Chat.paused))
+        )
+        subscriptions = await count(select(func.count()).select_from(Subscription))
+        topics = await count(select(func.count(func.distinct(Subscription.topic_id))))
+        releases = await count(select(func.count()).select_from(Release))
+        recent = await count(
+            select(func.count())
+            .select_from(Release)
+            .where(col(Release.first_seen_at) >= now.replace(microsecond=0) - _DAY)
+        )
+        by_state = dict(
+            (
+                await s.exec(
+                    select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)
+                )
+            ).all()
+        )
+        feeds = list((await s.exec(select(Feed).order_by(col(Feed.id)))).all())
+
+    health = [
+        FeedHealth(
+            id=f.id or 0,
+            url=f.url,
+            title=f.title,
+            healthy=f.consecutive_failures == 0,
+            last_success_at=f.last_success_at,
+            last_error=f.last_error,
+            consecutive_failures=f.consecutive_failures,
+            items=f.item_count,
+            next_poll_at=f.next_poll_at,
+        )
+        for f in feeds
+    ]
+    return Stats(
+        chats=chats,
+        active_chats=active,
+        paused_chats=paused,
+        subscriptions=subscriptions,
+        topics=topics,
+        feeds=len(feeds),
+        failing_feeds=sum(1 for h in health if not h.healthy),
+        releases=releases,
+        releases_last_24h=recent,
+        messages_queued=by_state.get(MessageState.queued, 0)
+        + by_state.get(MessageState.sending, 0),
+        messages_sent=by_state.get(MessageState.sent, 0),
+        messages_failed=by_state.get(MessageState.failed, 0),
+        messages_dropped=by_state.get(MessageState.dropped, 0),
+        feed_health=health,
+    )
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+def render_stats_text(stats: Stats) -> str:
+    """Plain text, one figure a line, then one line per feed."""
+    lines = [
+        f"chats: {stats.chats} ({stats.active_chats} active, {stats.paused_chats} paused)",
+        f"subscriptions: {stats.subscriptions} to {stats.topics} distinct topics",
+        f"feeds: {stats.feeds} ({stats.failing_feeds} failing)",
+        f"releases: {stats.releases} ({stats.releases_last_24h} in the last 24 h)",
+        f"messages: {stats.messages_queued} queued, {stats.messages_sent} sent, "
+        f"{stats.messages_failed} failed, {stats.messages_dropped} dropped (blocked chats)",
+    ]
+    for h in stats.feed_health:
+        state = "ok" if h.healthy else f"failing x{h.consecutive_failures}: {h.last_error}"
+        lines.append(
+            f"  #{h.id} {h.url}: {state}; last success {_when(h.last_success_at)}; "
+            f"{h.items} items; next poll {_when(h.next_poll_at)}"
+        )
+    return "\n".join(lines)
+
+
+_DAY = timedelta(days=1)
