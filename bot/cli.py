@@ -10,7 +10,8 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 from dataclasses import asdict
 
 from bot.config import ConfigError, Settings, load_settings
@@ -153,7 +154,7 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     return run_bot(settings)
 
 
-COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "migrate": cmd_migrate,
     "poll": cmd_poll,
     "preview": cmd_preview,

@@ -1,0 +1,439 @@
+"""Polling and storing: conditional GET, dedup, updates, backoff, redirects, announce, leases."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from sqlmodel import select
+
+from bot.db import SessionFactory
+from bot.feeds import poller
+from bot.feeds.poller import (
+    add_feed,
+    list_feeds,
+    poll_all_feeds,
+    poll_due_feeds,
+    remove_feed,
+    sync_configured_feeds,
+)
+from bot.models import Feed, FeedEntry, Release, utcnow
+from tests.doubles.feed_server import FeedServer, rss
+from tests.feeds.conftest import StoredCall, make_settings
+
+ITEM_A = {
+    "title": "Customs seizes goods",
+    "link": "https://gov.example/a",
+    "guid": "tag:gov.example,2025:a",
+    "description": "<p>A.</p>",
+}
+ITEM_B = {
+    "title": "Typhoon signal",
+    "link": "https://gov.example/b",
+    "guid": "tag:gov.example,2025:b",
+    "description": "<p>B.</p>",
+}
+ITEM_C = {
+    "title": "New budget",
+    "link": "https://gov.example/c",
+    "guid": "tag:gov.example,2025:c",
+    "description": "<p>C.</p>",
+}
+
+
+async def feed_row(sessions: SessionFactory, url: str) -> Feed:
+    async with sessions() as s:
+        return (await s.exec(select(Feed).where(Feed.url == url))).one()
+
+
+async def releases(sessions: SessionFactory) -> list[Release]:
+    async with sessions() as s:
+        return list((await s.exec(select(Release).order_by(Release.id))).all())
+
+
+async def test_second_poll_sends_the_validators_and_is_not_modified(
+    sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    url = feed_server.add_feed(
+        "/news.xml", rss([ITEM_A]), etag='"v1"', last_modified="Sat, 17 May 2025 12:31:00 GMT"
+    )
+    await sync_configured_feeds(sessions, [url])
+    settings = make_settings()
+
+    (first,) = await poll_all_feeds(sessions, settings)
+    (second,) = await poll_all_feeds(sessions, settings)
+
+    assert (first.status, first.new) == ("ok", 1)
+    assert (second.status, second.new, second.updated) == ("not_modified", 0, 0)
+    request = feed_server.requests_for("/news.xml")[1]
+    assert request.headers["if-none-match"] == '"v1"'
+    assert request.headers["if-modified-since"] == "Sat, 17 May 2025 12:31:00 GMT"
+    assert len(stored_calls) == 1
+
+
+async def test_a_200_with_the_same_body_is_not_modified(
+    sessions, feed_server: FeedServer, stored_calls
+) -> None:
+    url = feed_server.add_feed("/plain.xml", rss([ITEM_A]))  # no validators at all
+    await sync_configured_feeds(sessions, [url])
+
+    reports = [(await poll_all_feeds(sessions, make_settings()))[0] for _ in range(2)]
+
+    assert [r.status for r in reports] == ["ok", "not_modified"]
+
+
+async def test_first_poll_is_not_news_and_later_new_items_are(
+    any_sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    url = feed_server.add_feed("/news.xml", rss([ITEM_A, ITEM_B]))
+    await sync_configured_feeds(any_sessions, [url])
+    settings = make_settings()
+
+    (first,) = await poll_all_feeds(any_sessions, settings)
+    feed_server.set_feed_body("/news.xml", rss([ITEM_C, ITEM_A, ITEM_B]))
+    (second,) = await poll_all_feeds(any_sessions, settings)
+    (third,) = await poll_all_feeds(any_sessions, settings)  # same body again
+
+    assert (first.new, second.new, third.new) == (2, 1, 0)
+    stored = await releases(any_sessions)
+    by_link = {r.link: r for r in stored}
+    assert len(stored) == 3
+    assert [c.announce for c in stored_calls] == [False, True]
+    assert sorted(stored_calls[0].new_ids) == sorted(
+        [by_link[ITEM_A["link"]].id, by_link[ITEM_B["link"]].id]
+    )
+    assert (
+        stored_calls[1].new_ids == [by_link[ITEM_C["link"]].id]
+        and stored_calls[1].updated_ids == []
+    )
+    assert by_link[ITEM_A["link"]].announce is False and by_link[ITEM_C["link"]].announce is True
+    row = await feed_row(any_sessions, url)
+    assert row.item_count == 3 and row.title == "Test feed"
+
+
+async def test_two_feeds_with_the_same_link_make_one_release(
+    any_sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    one = feed_server.add_feed("/one.xml", rss([ITEM_A]))
+    two = feed_server.add_feed(
+        "/two.xml", rss([{**ITEM_A, "guid": "tag:other.example,2025:a"}, ITEM_B])
+    )
+    await sync_configured_feeds(any_sessions, [one, two])
+
+    reports = {r.url: r for r in await poll_all_feeds(any_sessions, make_settings())}
+
+    stored = await releases(any_sessions)
+    assert sorted(r.link for r in stored) == [ITEM_A["link"], ITEM_B["link"]]
+    assert reports[one].new + reports[two].new == 2
+    async with any_sessions() as s:
+        entries = (await s.exec(select(FeedEntry))).all()
+    assert (
+        len(entries) == 3
+    )  # each feed knows its own entries; the shared one points to one release
+    shared = [
+        e.release_id for e in entries if e.guid in (ITEM_A["guid"], "tag:other.example,2025:a")
+    ]
+    assert len(set(shared)) == 1
+
+
+async def test_a_changed_entry_updates_its_release_in_place(
+    any_sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    url = feed_server.add_feed("/news.xml", rss([ITEM_A, ITEM_B]))
+    await sync_configured_feeds(any_sessions, [url])
+    settings = make_settings()
+    await poll_all_feeds(any_sessions, settings)
+    (before,) = [r for r in await releases(any_sessions) if r.guid == ITEM_A["guid"]]
+
+    corrected = {**ITEM_A, "title": "Customs seizes goods (corrected)"}
+    feed_server.set_feed_body("/news.xml", rss([corrected, ITEM_B]))
+    (report,) = await poll_all_feeds(any_sessions, settings)
+
+    assert (report.status, report.new, report.updated) == ("ok", 0, 1)
+    stored = await releases(any_sessions)
+    assert len(stored) == 2
+    (after,) = [r for r in stored if r.guid == ITEM_A["guid"]]
+    assert after.id == before.id and after.title == "Customs seizes goods (corrected)"
+    assert after.updated_at > before.updated_at
+    assert stored_calls[-1].updated_ids == [before.id] and stored_calls[-1].new_ids == []
+
+
+async def test_the_same_feed_twice_in_one_document_stores_each_entry_once(
+    any_sessions, feed_server: FeedServer, stored_calls
+) -> None:
+    url = feed_server.add_feed("/dup.xml", rss([ITEM_A, ITEM_A, ITEM_B]))
+    await sync_configured_feeds(any_sessions, [url, url])
+
+    (report,) = await poll_all_feeds(any_sessions, make_settings())
+
+    assert report.new == 2
+    assert len(await releases(any_sessions)) == 2
+
+
+async def test_failures_back_off_exponentially_and_success_resets(
+    sessions, feed_server: FeedServer, stored_calls
+) -> None:
+    url = feed_server.add_status("/flaky.xml", 503)
+    await sync_configured_feeds(sessions, [url])
+    settings = make_settings(poll_interval=60)
+
+    delays = []
+    for _ in range(3):
+        started = utcnow()
+        (report,) = await poll_all_feeds(sessions, settings)
+        row = await feed_row(sessions, url)
+        delays.append((row.next_poll_at - started).total_seconds())
+    assert report.error == "http_503: Service Unavailable"
+    assert row.consecutive_failures == 3 and row.last_error == report.error
+    for failures, delay in enumerate(delays, start=1):
+        assert 60 * 2**failures <= delay <= 60 * 2**failures * 1.1 + 2
+
+    feed_server.add_feed("/flaky.xml", rss([ITEM_A]))
+    (report,) = await poll_all_feeds(sessions, settings)
+    row = await feed_row(sessions, url)
+    assert report.status == "ok"
+    assert (
+        row.consecutive_failures == 0 and row.last_error is None and row.last_success_at is not None
+    )
+    assert 55 <= (row.next_poll_at - utcnow()).total_seconds() <= 61
+
+
+async def test_backoff_is_capped_at_six_hours(sessions, feed_server: FeedServer) -> None:
+    url = feed_server.add_status("/down.xml", 500)
+    await sync_configured_feeds(sessions, [url])
+    async with sessions() as s:
+        row = (await s.exec(select(Feed))).one()
+        row.consecutive_failures = 30
+        s.add(row)
+        await s.commit()
+
+    await poll_all_feeds(sessions, make_settings())
+
+    row = await feed_row(sessions, url)
+    delay = (row.next_poll_at - utcnow()).total_seconds()
+    assert 6 * 3600 - 5 <= delay <= 6 * 3600 * 1.1
+
+
+async def test_caching_hints_lengthen_the_interval(
+    sessions, feed_server: FeedServer, stored_calls
+) -> None:
+    ttl = feed_server.add_feed("/ttl.xml", rss([ITEM_A], extra_channel="<ttl>60</ttl>"))
+    max_age = feed_server.add_feed(
+        "/age.xml", rss([ITEM_B]), headers={"Cache-Control": "public, max-age=1800"}
+    )
+    huge = feed_server.add_feed("/huge.xml", rss([ITEM_C], extra_channel="<ttl>999999</ttl>"))
+    busy = feed_server.add_status("/busy.xml", 429, headers={"Retry-After": "7200"})
+    await sync_configured_feeds(sessions, [ttl, max_age, huge, busy])
+
+    await poll_all_feeds(sessions, make_settings(poll_interval=300))
+
+    now = utcnow()
+    rows = {url: await feed_row(sessions, url) for url in (ttl, max_age, huge, busy)}
+    assert rows[ttl].min_interval == 3600
+    assert rows[max_age].min_interval == 1800
+    assert rows[huge].min_interval == 24 * 3600  # capped
+    assert timedelta(minutes=59) < rows[ttl].next_poll_at - now <= timedelta(hours=1)
+    assert (
+        timedelta(hours=1, minutes=59)
+        < rows[busy].next_poll_at - now
+        <= timedelta(hours=2, seconds=5)
+    )
+
+
+async def test_a_permanent_redirect_updates_the_stored_url(
+    any_sessions, feed_server: FeedServer, stored_calls
+) -> None:
+    new_url = feed_server.add_feed("/new.xml", rss([ITEM_A]))
+    old_url = feed_server.add_redirect("/old.xml", new_url, status=301)
+    temporary = feed_server.add_redirect("/temp.xml", feed_server.url("/other.xml"), status=302)
+    feed_server.add_feed("/other.xml", rss([ITEM_B]))
+    await sync_configured_feeds(any_sessions, [old_url, temporary])
+
+    reports = await poll_all_feeds(any_sessions, make_settings())
+
+    assert sorted(r.url for r in reports) == sorted([new_url, temporary])
+    assert sorted(f.url for f in await list_feeds(any_sessions)) == sorted([new_url, temporary])
+
+
+async def test_a_permanent_redirect_to_a_known_feed_keeps_the_url(
+    sessions, feed_server: FeedServer, stored_calls
+) -> None:
+    target = feed_server.add_feed("/target.xml", rss([ITEM_A]))
+    old_url = feed_server.add_redirect("/old.xml", target, status=308)
+    await sync_configured_feeds(sessions, [target, old_url])
+
+    reports = await poll_all_feeds(sessions, make_settings())
+
+    assert sorted(r.url for r in reports) == sorted([target, old_url])
+    assert len(await releases(sessions)) == 1
+
+
+async def test_a_slow_feed_does_not_delay_a_fast_one(
+    sessions, feed_server: FeedServer, stored_calls
+) -> None:
+    slow = feed_server.add_drip("/slow.xml", interval=1.0)
+    fast = feed_server.add_feed("/fast.xml", rss([ITEM_A]))
+    await sync_configured_feeds(sessions, [slow, fast])
+    settings = make_settings(fetch_timeout=3.0)
+
+    started = time.monotonic()
+    poll = asyncio.create_task(poll_all_feeds(sessions, settings))
+    while not await releases(sessions):
+        assert not poll.done()
+        await asyncio.sleep(0.02)
+    fast_done = time.monotonic() - started
+    reports = {r.url: r for r in await poll}
+
+    assert fast_done < 1.5  # well before the slow feed's 3 s deadline
+    assert (
+        reports[fast].status == "ok"
+        and reports[slow].error == "timeout: no complete response within 3 s"
+    )
+
+
+async def test_poll_due_feeds_claims_only_due_feeds_and_leases_them(
+    any_sessions, feed_server: FeedServer, stored_calls
+) -> None:
+    due = feed_server.add_feed("/due.xml", rss([ITEM_A]))
+    later = feed_server.add_feed("/later.xml", rss([ITEM_B]))
+    await sync_configured_feeds(any_sessions, [due, later])
+    async with any_sessions() as s:
+        row = (await s.exec(select(Feed).where(Feed.url == later))).one()
+        row.next_poll_at = utcnow() + timedelta(hours=1)
+        s.add(row)
+        await s.commit()
+    settings = make_settings()
+
+    first, second = await asyncio.gather(
+        poll_due_feeds(any_sessions, settings), poll_due_feeds(any_sessions, settings)
+    )
+
+    polled = [r.url for r in [*first, *second]]
+    assert polled == [due]  # claimed once, by one of the two workers
+    assert len(feed_server.requests_for("/due.xml")) == 1
+    assert await poll_due_feeds(any_sessions, settings) == []  # next_poll_at moved forward
+    reports = await poll_due_feeds(any_sessions, settings, now=utcnow() + timedelta(hours=2))
+    assert sorted(r.url for r in reports) == sorted([due, later])
+
+
+async def test_add_feed_accepts_only_http_and_polls_at_once(
+    sessions, feed_server: FeedServer, stored_calls
+) -> None:
+    settings = make_settings()
+    for bad in (
+        "ftp://example.org/feed.xml",
+        "file:///etc/passwd",
+        "example.org/feed",
+        "javascript:alert(1)",
+    ):
+        with pytest.raises(ValueError, match="http"):
+            await add_feed(sessions, settings, bad, added_by=42)
+    url = feed_server.add_feed("/added.xml", rss([ITEM_A, ITEM_B]))
+
+    report = await add_feed(sessions, settings, f"  {url} ", added_by=42)
+
+    assert (report.status, report.new, report.url) == ("ok", 2, url)
+    assert stored_calls[0].announce is False
+    (feed,) = await list_feeds(sessions)
+    assert feed.added_by == 42 and feed.item_count == 2 and feed.last_success_at is not None
+    with pytest.raises(ValueError, match="already"):
+        await add_feed(sessions, settings, url, added_by=42)
+
+
+async def test_configured_feeds_are_added_and_admin_feeds_stay(
+    sessions, feed_server: FeedServer, stored_calls
+) -> None:
+    admin_url = feed_server.add_feed("/admin.xml", rss([ITEM_A]))
+    await add_feed(sessions, make_settings(), admin_url, added_by=1)
+
+    await sync_configured_feeds(
+        sessions, ["https://gov.example/en.xml", "https://gov.example/zh.xml"]
+    )
+    await sync_configured_feeds(sessions, ["https://gov.example/en.xml"])
+
+    urls = [f.url for f in await list_feeds(sessions)]
+    assert urls == [admin_url, "https://gov.example/en.xml", "https://gov.example/zh.xml"]
+    feed_id = (await list_feeds(sessions))[0].id
+    assert feed_id is not None
+    assert await remove_feed(sessions, feed_id) is True
+    assert await remove_feed(sessions, feed_id) is False
+    assert len(await list_feeds(sessions)) == 2
+    assert len(await releases(sessions)) == 1  # releases stay when their feed goes
+
+
+async def test_an_unexpected_exception_becomes_an_internal_error_report(
+    sessions, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(*args: object, **kwargs: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(poller, "parse_feed", explode)
+    url = feed_server.add_feed("/news.xml", rss([ITEM_A]))
+    await sync_configured_feeds(sessions, [url])
+
+    (report,) = await poll_all_feeds(sessions, make_settings())
+
+    assert report.status == "error" and report.error == "internal: KeyError: 'boom'"
+    assert (await feed_row(sessions, url)).last_error == report.error
+
+
+async def test_every_tricky_file_through_a_full_poll_gives_a_report(
+    sessions, feed_server: FeedServer, feeds_dir: Path, stored_calls
+) -> None:
+    files = sorted(p for p in (feeds_dir / "tricky").rglob("*") if p.is_file())
+    urls = [
+        feed_server.add_file(f"/t{i}/{p.name}", p, content_type="application/xml")
+        for i, p in enumerate(files)
+    ]
+    await sync_configured_feeds(sessions, urls)
+
+    reports = await poll_all_feeds(sessions, make_settings())
+
+    assert len(reports) == len(files)
+    for report in reports:
+        assert report.status in ("ok", "error")
+        if report.status == "error":
+            assert report.error and report.error.split(":")[0] in {
+                "unparseable",
+                "empty",
+                "not_a_feed",
+            }, report
+    # gzip bytes served without Content-Encoding are unzipped first: NSHipster, 25 items
+    gzipped = next(r for r in reports if r.url.endswith("invalid-characters-gzipped.xml"))
+    assert (gzipped.status, gzipped.new) == ("ok", 25)
+    assert sum(r.status == "ok" for r in reports) >= 20
+
+
+async def test_fetches_are_bounded_and_one_feed_is_never_fetched_twice_at_once(
+    sessions, feed_server: FeedServer, stored_calls
+) -> None:
+    in_flight: dict[str, int] = {}
+    peak: dict[str, int] = {}
+
+    async def slow_feed(request: web.Request) -> web.StreamResponse:
+        in_flight[request.path] = in_flight.get(request.path, 0) + 1
+        in_flight["all"] = in_flight.get("all", 0) + 1
+        for key in (request.path, "all"):
+            peak[key] = max(peak.get(key, 0), in_flight[key])
+        await asyncio.sleep(0.2)
+        in_flight[request.path] -= 1
+        in_flight["all"] -= 1
+        item = {"title": request.path, "link": f"https://gov.example{request.path}"}
+        return web.Response(body=rss([item]), content_type="application/rss+xml")
+
+    urls = [feed_server.route(f"/f{i}.xml", slow_feed) for i in range(5)]
+    await sync_configured_feeds(sessions, urls)
+    settings = make_settings(fetch_concurrency=2)
+
+    first, second = await asyncio.gather(
+        poll_all_feeds(sessions, settings), poll_all_feeds(sessions, settings)
+    )
+
+    assert len(first) == len(second) == 5
+    assert peak["all"] == 2
+    assert all(peak[f"/f{i}.xml"] == 1 for i in range(5))
+    assert len(await releases(sessions)) == 5
