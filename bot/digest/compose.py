@@ -1,0 +1,251 @@
+"""Digests and instant alerts as Telegram HTML parts, each at most 4096 UTF-16 code units.
+
+Plain data in (sections of releases, already grouped and ranked), strings out: no database and
+no Telegram here. Every piece of feed text goes through `escape`; parts split only between
+releases, and a release too long for a part on its own has its summary, then its title, cut.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from bot.delivery.html import escape
+
+MAX_MESSAGE_UNITS = 4096
+MAX_ITEMS_PER_TOPIC = 10
+SUMMARY_CHARS = 160
+LABEL_CHARS = 100
+QUERY_CHARS = 200  # the longest query a subscription accepts
+TITLE_CHARS = 300
+LINK_UNITS = 2000  # a longer (escaped) link is shown as plain text: no real release has one
+# room kept free in every part for the "(2/3)" marker, whose width is unknown until the end
+_PART_MARKER_RESERVE = 24
+
+_WHITESPACE = re.compile(r"\s+")
+_SAFE_LINK = re.compile(r"^https?://", re.IGNORECASE)
+
+# the few strings a digest speaks; zh = Traditional Chinese
+STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "digest_title": "📰 <b>Press digest · {date}</b>",
+        "alert_title": "🔔 <b>New press releases</b>",
+        "count_one": "1 new release",
+        "count_many": "{n} new releases",
+        "more": "…and {n} more: /search {query}",
+        "part": "({index}/{total})",
+        "continued": "(continued)",
+    },
+    "zh": {
+        "digest_title": "📰 <b>新聞公報摘要 · {date}</b>",
+        "alert_title": "🔔 <b>最新新聞公報</b>",
+        "count_one": "1 則新公報",
+        "count_many": "{n} 則新公報",
+        "more": "…還有 {n} 則：/search {query}",
+        "part": "（{index}/{total}）",
+        "continued": "（續）",
+    },
+}
+
+_EN_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_EN_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_ZH_WEEKDAYS = "一二三四五六日"
+
+
+@dataclass
+class DigestItem:
+    release_id: int
+    title: str
+    link: str
+    summary: str
+    published_at: datetime
+    in_title: bool = False
+
+
+@dataclass
+class DigestSection:
+    topic_label: str
+    topic_query: str  # as the user can type it after /search
+    items: list[DigestItem]  # at most MAX_ITEMS_PER_TOPIC, newest first
+    more: int = 0  # releases of this topic left out
+
+
+def utf16_units(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP counts 2)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _strings(language: str) -> dict[str, str]:
+    return STRINGS.get(language, STRINGS["en"])
+
+
+def format_date(moment: datetime, language: str) -> str:
+    if language == "zh":
+        return (
+            f"{moment.year}年{moment.month}月{moment.day}日（星期{_ZH_WEEKDAYS[moment.weekday()]}）"
+        )
+    weekday = _EN_WEEKDAYS[moment.weekday()]
+    return f"{weekday} {moment.day} {_EN_MONTHS[moment.month - 1]} {moment.year}"
+
+
+def shorten(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """One line of at most `limit` characters, cut on a word boundary with "…"."""
+    line = _WHITESPACE.sub(" ", text).strip()
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    space = cut.rfind(" ")
+    # text without spaces (Chinese) or one very long word: cut mid-run rather than lose it all
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
+# a tick composes thousands of digests over the same few hundred releases: render each once
+@lru_cache(maxsize=8192)
+def _render_release(
+    title: str, link: str, summary: str, summary_limit: int, title_limit: int
+) -> str:
+    shown_title = shorten(title, title_limit) or shorten(link, title_limit)
+    href = escape(link.strip())
+    if _SAFE_LINK.match(href) and len(href) <= LINK_UNITS and not _WHITESPACE.search(href):
+        head = f'• <a href="{href}">{escape(shown_title)}</a>'
+    else:  # not a web link (javascript:, empty, spaces): show the title without a link
+        head = f"• {escape(shown_title)}"
+    line = shorten(summary, summary_limit) if summary_limit > 0 else ""
+    return f"{head}\n{escape(line)}" if line else head
+
+
+# What a part must keep free besides one release: the header or a repeated heading (labels are
+# cut to LABEL_CHARS, at most 6 units a character escaped), line breaks and the "(2/3)" marker.
+_HEADER_ROOM = 200
+_HEADING_ROOM = LABEL_CHARS * 6 + 64
+ITEM_BUDGET = MAX_MESSAGE_UNITS - _PART_MARKER_RESERVE - _HEADER_ROOM - _HEADING_ROOM
+
+
+# a tick composes thousands of digests over the same few hundred releases: render each once
+@lru_cache(maxsize=8192)
+def _fitted_release(title: str, link: str, summary: str, budget: int) -> tuple[str, int]:
+    """A release rendered within `budget` units, and its size: cut the summary, then the title."""
+    text = _render_release(title, link, summary, SUMMARY_CHARS, TITLE_CHARS)
+    units = utf16_units(text)
+    if units <= budget:
+        return text, units
+    for summary_limit in (80, 40, 0):
+        text = _render_release(title, link, summary, summary_limit, TITLE_CHARS)
+        units = utf16_units(text)
+        if units <= budget:
+            return text, units
+    # escaping can grow a character to 6 ("&quot;"), so shrink until it fits
+    title_limit = TITLE_CHARS
+    while units > budget and title_limit > 1:
+        title_limit = max(title_limit * 3 // 4, 1)
+        text = _render_release(title, link, summary, 0, title_limit)
+        units = utf16_units(text)
+    return text, units
+
+
+@dataclass
+class _Block:
+    """A piece of a part: a heading, or one release (with the "…and N more" after the last)."""
+
+    text: str
+    units: int
+    heading: str | None  # None for a heading; for a release, the heading a new part repeats
+
+
+def _split_into_parts(header: str, blocks: list[_Block], language: str) -> list[str]:
+    budget = MAX_MESSAGE_UNITS - _PART_MARKER_RESERVE
+    parts: list[list[str]] = [[header]]
+    used = utf16_units(header)
+    last_was_heading = False
+    for block in blocks:
+        if block.heading is None:  # a section heading, after a blank line
+            if used + block.units + 2 > budget:
+                parts.append([block.text])
+                used = block.units
+            else:
+                parts[-1].append("\n\n" + block.text)
+                used += block.units + 2
+            last_was_heading = True
+            continue
+        if used + block.units + 1 > budget:
+            if last_was_heading:  # never leave a heading alone at the end of a part
+                parts[-1].pop()
+                opening = block.heading
+            else:
+                opening = f"{block.heading} {_strings(language)['continued']}"
+            parts.append([opening])
+            used = utf16_units(opening)
+        parts[-1].append("\n" + block.text)
+        used += block.units + 1
+        last_was_heading = False
+    texts = ["".join(part) for part in parts]
+    if len(texts) > 1:
+        marker = _strings(language)["part"]
+        texts = [
+            text if i == 0 else f"<i>{marker.format(index=i + 1, total=len(texts))}</i>\n{text}"
+            for i, text in enumerate(texts)
+        ]
+    return texts
+
+
+def _heading(section: DigestSection) -> str:
+    return f"<b>{escape(shorten(section.topic_label, LABEL_CHARS))}</b>"
+
+
+def _section_blocks(section: DigestSection, language: str) -> list[_Block]:
+    heading = _heading(section)
+    blocks = [_Block(heading, utf16_units(heading), None)]
+    newest_first = sorted(section.items, key=lambda item: item.published_at, reverse=True)
+    items = newest_first[:MAX_ITEMS_PER_TOPIC]
+    more = section.more + len(section.items) - len(items)
+    more_line = ""
+    if more > 0:
+        query = escape(shorten(section.topic_query, QUERY_CHARS))
+        more_line = "\n<i>" + _strings(language)["more"].format(n=more, query=query) + "</i>"
+    for index, item in enumerate(items):
+        tail = more_line if index == len(items) - 1 else ""
+        tail_units = utf16_units(tail) if tail else 0
+        text, units = _fitted_release(item.title, item.link, item.summary, ITEM_BUDGET - tail_units)
+        blocks.append(_Block(text + tail, units + tail_units, heading))
+    return blocks
+
+
+def _compose(header: str, sections: list[DigestSection], language: str) -> list[str]:
+    if not any(section.items for section in sections):
+        return []
+    blocks: list[_Block] = []
+    for section in sections:
+        blocks.extend(_section_blocks(section, language))
+    return _split_into_parts(header, blocks, language)
+
+
+def _count_line(total: int, language: str) -> str:
+    strings = _strings(language)
+    return strings["count_one"] if total == 1 else strings["count_many"].format(n=total)
+
+
+def compose_digest(
+    sections: list[DigestSection], *, language: str, tz: ZoneInfo, now: datetime, total: int
+) -> list[str]:
+    """The digest as Telegram HTML parts; [] when nothing matched.
+
+    `sections` come in display order with their items newest first; `total` is the number of
+    distinct releases in the digest, those behind "…and N more" included.
+    """
+    strings = _strings(language)
+    title = strings["digest_title"].format(date=format_date(now.astimezone(tz), language))
+    header = f"{title}\n{_count_line(total, language)}"
+    return _compose(header, sections, language)
+
+
+def compose_instant(sections: list[DigestSection], *, language: str, total: int) -> list[str]:
+    """An instant alert for the releases of one poll, grouped by topic like a digest."""
+    header = f"{_strings(language)['alert_title']}\n{_count_line(total, language)}"
+    return _compose(header, sections, language)

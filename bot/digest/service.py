@@ -1,0 +1,424 @@
+"""Queueing digests and instant alerts into the outbox: the schedule tick, /digest, instant.
+
+A digest holds the releases (announce=True) first seen after the chat's last digest, or for a
+subscription newer than that, after the subscription was made (news from now on, no backlog),
+that matched a topic the chat follows. Subscriptions in forum thread T get their own digest in
+thread T. Due chats are claimed with FOR UPDATE SKIP LOCKED and their schedule advances in the
+same transaction as the enqueue; the outbox dedup key (chat, thread, period start) lets only
+one of two racing workers, a retry, or /digest against the tick, queue a period.
+
+Best topic for a release that several of a chat's topics matched: a topic whose match is in the
+title, then the most specific (the longest canonical query), then the first by label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.db import SessionFactory
+from bot.digest.compose import (
+    MAX_ITEMS_PER_TOPIC,
+    DigestItem,
+    DigestSection,
+    compose_digest,
+    compose_instant,
+)
+from bot.digest.schedule import as_utc, chat_zone, period_start, reschedule
+from bot.models import (
+    Chat,
+    Frequency,
+    Match,
+    MessageKind,
+    OutboxMessage,
+    Release,
+    Subscription,
+    Topic,
+    utcnow,
+)
+
+__all__ = [
+    "DigestOutcome",
+    "queue_digest_now",
+    "queue_due_digests",
+    "queue_instant_alerts",
+    "reschedule",
+]
+
+log = logging.getLogger(__name__)
+ItemT = TypeVar("ItemT", int, str)
+
+CLAIM_BATCH = 200  # chats claimed per transaction by the tick
+_IN_CHUNK = 2000  # ids per IN (...) list: far below SQLite's and asyncpg's parameter limits
+_SCHEDULED = (Frequency.daily.value, Frequency.weekly.value)
+
+
+@dataclass
+class DigestOutcome:
+    parts_queued: int
+    releases: int
+    since: datetime | None  # start of the period covered; None if the chat follows nothing
+
+
+@dataclass
+class _MatchedRelease:
+    item: DigestItem
+    topic_id: int
+    first_seen_at: datetime
+
+
+@dataclass
+class _Followed:
+    """One subscription with its topic: what a thread of a chat follows, and since when."""
+
+    topic_id: int
+    label: str
+    canonical: str
+    query_text: str
+    since: datetime  # releases first seen after this are news to the subscriber
+
+
+@dataclass
+class _Digest:
+    sections: list[DigestSection] = field(default_factory=list)
+    total: int = 0
+    newest_seen: datetime | None = None  # latest first_seen_at among its releases
+
+
+def _chunks(ids: Sequence[ItemT]) -> Iterable[Sequence[ItemT]]:
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield ids[start : start + _IN_CHUNK]
+
+
+def _window_start(chat: Chat, subscribed_at: datetime, *, after_last_digest: bool) -> datetime:
+    subscribed_at = as_utc(subscribed_at)
+    if chat.last_digest_at is None or not after_last_digest:
+        return subscribed_at
+    return max(as_utc(chat.last_digest_at), subscribed_at)
+
+
+async def _followed_by_thread(
+    session: AsyncSession, chats: Sequence[Chat], *, after_last_digest: bool = True
+) -> dict[int, dict[int, list[_Followed]]]:
+    """chat id -> thread id -> what that thread follows, and since when it is news."""
+    by_id = {chat.id: chat for chat in chats}
+    result: dict[int, dict[int, list[_Followed]]] = defaultdict(lambda: defaultdict(list))
+    for ids in _chunks([chat_id for chat_id in by_id if chat_id is not None]):
+        rows = await session.exec(
+            select(Subscription, Topic)
+            .join(Topic, col(Topic.id) == col(Subscription.topic_id))
+            .where(col(Subscription.chat_id).in_(ids))
+        )
+        for sub, topic in rows:
+            assert topic.id is not None
+            chat = by_id[sub.chat_id]
+            since = _window_start(chat, sub.created_at, after_last_digest=after_last_digest)
+            result[sub.chat_id][sub.thread_id].append(
+                _Followed(topic.id, topic.label, topic.query, sub.query_text, since)
+            )
+    return result
+
+
+async def _matches_by_topic(
+    session: AsyncSession,
+    topic_ids: Sequence[int],
+    *,
+    seen_after: datetime | None = None,
+    seen_until: datetime | None = None,
+    release_ids: Sequence[int] | None = None,
+) -> dict[int, list[_MatchedRelease]]:
+    """Announced releases matched to these topics, by topic, in a first-seen window or by id."""
+    result: dict[int, list[_MatchedRelease]] = defaultdict(list)
+    id_chunks = list(_chunks(release_ids)) if release_ids is not None else [None]
+    for topics in _chunks(topic_ids):
+        for releases in id_chunks:
+            query = (
+                select(Match.topic_id, Match.in_title, Release)
+                .join(Release, col(Release.id) == col(Match.release_id))
+                .where(col(Match.topic_id).in_(topics), col(Release.announce).is_(True))
+            )
+            if seen_after is not None:
+                query = query.where(col(Release.first_seen_at) > seen_after)
+            if seen_until is not None:
+                query = query.where(col(Release.first_seen_at) <= seen_until)
+            if releases is not None:
+                query = query.where(col(Match.release_id).in_(releases))
+            for topic_id, in_title, release in await session.exec(query):
+                assert release.id is not None
+                item = DigestItem(
+                    release_id=release.id,
+                    title=release.title,
+                    link=release.link,
+                    summary=release.summary,
+                    published_at=as_utc(release.published_at),
+                    in_title=in_title,
+                )
+                result[topic_id].append(
+                    _MatchedRelease(item, topic_id, as_utc(release.first_seen_at))
+                )
+    return result
+
+
+def _build_digest(followed: list[_Followed], matches: dict[int, list[_MatchedRelease]]) -> _Digest:
+    """Each release once, under its best topic; sections by label, releases newest first."""
+    # topics from most to least specific (longest canonical query), then by label
+    by_specificity = sorted(
+        followed, key=lambda f: (-len(f.canonical), f.label.casefold(), f.topic_id)
+    )
+    best: dict[int, tuple[tuple[bool, int], _Followed, DigestItem]] = {}
+    newest_seen: datetime | None = None
+    for position, topic in enumerate(by_specificity):
+        for matched in matches.get(topic.topic_id, ()):
+            if matched.first_seen_at <= topic.since:
+                continue
+            rank = (not matched.item.in_title, position)  # a title match first
+            current = best.get(matched.item.release_id)
+            if current is None or rank < current[0]:
+                best[matched.item.release_id] = (rank, topic, matched.item)
+            if newest_seen is None or matched.first_seen_at > newest_seen:
+                newest_seen = matched.first_seen_at
+    by_topic: dict[int, tuple[_Followed, list[DigestItem]]] = {}
+    for _rank, topic, item in best.values():
+        by_topic.setdefault(topic.topic_id, (topic, []))[1].append(item)
+    sections = []
+    for topic, items in sorted(
+        by_topic.values(), key=lambda entry: (entry[0].label.casefold(), entry[0].topic_id)
+    ):
+        items.sort(key=lambda item: (item.published_at, item.release_id), reverse=True)
+        sections.append(
+            DigestSection(
+                topic_label=topic.label,
+                topic_query=topic.query_text,
+                items=items[:MAX_ITEMS_PER_TOPIC],
+                more=max(len(items) - MAX_ITEMS_PER_TOPIC, 0),
+            )
+        )
+    return _Digest(sections, len(best), newest_seen)
+
+
+@dataclass
+class _Pending:
+    """A composed digest or alert for one (chat, thread), waiting to go into the outbox."""
+
+    chat: Chat
+    thread_id: int
+    parts: list[str]
+    key: str  # the period's dedup key; part i is queued as f"{key}:{i}"
+    digest: _Digest
+
+
+async def _enqueue_pending(
+    session: AsyncSession, pending: list[_Pending], *, kind: MessageKind
+) -> list[_Pending]:
+    """Queues every pending message in a few statements; returns those not queued before.
+
+    A period another worker (or an earlier attempt) already queued is skipped whole; the
+    insert itself ignores duplicate keys too, for a worker racing this one right now.
+    """
+    from bot.delivery.outbox import OutboxRow, enqueue_many
+
+    first_keys = [f"{p.key}:1" for p in pending]
+    queued_before: set[str] = set()
+    for keys in _chunks(first_keys):
+        rows = await session.exec(
+            select(OutboxMessage.dedup_key).where(col(OutboxMessage.dedup_key).in_(keys))
+        )
+        queued_before.update(key for key in rows if key is not None)
+    accepted = [p for p in pending if f"{p.key}:1" not in queued_before]
+    rows_to_queue = []
+    for p in accepted:
+        assert p.chat.id is not None
+        for index, text in enumerate(p.parts, start=1):
+            rows_to_queue.append(
+                OutboxRow(p.chat.id, text, kind, p.thread_id, dedup_key=f"{p.key}:{index}")
+            )
+    if rows_to_queue:
+        await enqueue_many(session, rows_to_queue)
+    return accepted
+
+
+async def _queue_chat_digests(
+    session: AsyncSession,
+    chats: Sequence[Chat],
+    now: datetime,
+) -> dict[int, DigestOutcome]:
+    """Composes and queues the digest of every (chat, thread); moves last_digest_at when sent."""
+    followed = await _followed_by_thread(session, chats)
+    everything = [f for threads in followed.values() for subs in threads.values() for f in subs]
+    outcomes: dict[int, DigestOutcome] = {}
+    if not everything:
+        return outcomes
+    topic_ids = sorted({f.topic_id for f in everything})
+    earliest = min(f.since for f in everything)
+    matches = await _matches_by_topic(session, topic_ids, seen_after=earliest, seen_until=now)
+    pending: list[_Pending] = []
+    for chat in chats:
+        assert chat.id is not None
+        threads = followed.get(chat.id)
+        if not threads:
+            continue
+        since = min(f.since for subs in threads.values() for f in subs)
+        outcomes[chat.id] = DigestOutcome(parts_queued=0, releases=0, since=since)
+        start = period_start(chat, now)
+        period = start.isoformat() if start is not None else "first"
+        for thread_id in sorted(threads):
+            digest = _build_digest(threads[thread_id], matches)
+            if not digest.total:
+                continue
+            parts = compose_digest(
+                digest.sections,
+                language=chat.language,
+                tz=chat_zone(chat),
+                now=now,
+                total=digest.total,
+            )
+            key = f"digest:{chat.id}:{thread_id}:{period}"
+            pending.append(_Pending(chat, thread_id, parts, key, digest))
+    for queued in await _enqueue_pending(session, pending, kind=MessageKind.digest):
+        assert queued.chat.id is not None
+        outcome = outcomes[queued.chat.id]
+        outcome.parts_queued += len(queued.parts)
+        outcome.releases += queued.digest.total
+        queued.chat.last_digest_at = now
+        session.add(queued.chat)
+    return outcomes
+
+
+def _advance_schedule(chat: Chat, now: datetime) -> None:
+    """The next digest after NOW (not after the missed one): downtime sends one digest, not many."""
+    if chat.next_digest_at is None or as_utc(chat.next_digest_at) <= now:
+        reschedule(chat, now)
+
+
+async def queue_due_digests(
+    sessions: SessionFactory, now: datetime | None = None, *, force: bool = False
+) -> int:
+    """Queues the due digests (with `force`: every active unpaused chat's); messages queued.
+
+    Safe to run in several processes at once: each batch of chats is claimed with
+    FOR UPDATE SKIP LOCKED and committed with its outbox rows and its new next_digest_at.
+    """
+    now = as_utc(now or utcnow())
+    queued = 0
+    cursor = 0
+    while True:
+        async with sessions() as session:
+            claim = select(Chat).where(
+                col(Chat.id) > cursor, col(Chat.active).is_(True), col(Chat.paused).is_(False)
+            )
+            if not force:
+                claim = claim.where(
+                    col(Chat.frequency).in_(_SCHEDULED),
+                    or_(col(Chat.next_digest_at) <= now, col(Chat.next_digest_at).is_(None)),
+                )
+            claim = (
+                claim.order_by(col(Chat.id)).limit(CLAIM_BATCH).with_for_update(skip_locked=True)
+            )
+            chats = list((await session.exec(claim)).all())
+            if not chats:
+                return queued
+            # a chat never scheduled (next_digest_at NULL) is scheduled now, not sent a digest
+            to_send = (
+                chats if force else [chat for chat in chats if chat.next_digest_at is not None]
+            )
+            outcomes = await _queue_chat_digests(session, to_send, now)
+            queued += sum(outcome.parts_queued for outcome in outcomes.values())
+            for chat in chats:
+                _advance_schedule(chat, now)
+                session.add(chat)
+            await session.commit()
+            last_id = chats[-1].id
+            assert last_id is not None
+            cursor = last_id
+
+
+async def queue_digest_now(
+    sessions: SessionFactory, chat_id: int, now: datetime | None = None
+) -> DigestOutcome:
+    """/digest: queues everything matched since the chat's last digest and moves last_digest_at.
+
+    parts_queued is 0 when there is nothing new; `since` is where "new" began.
+    """
+    now = as_utc(now or utcnow())
+    async with sessions() as session:
+        chat = (
+            await session.exec(select(Chat).where(Chat.id == chat_id).with_for_update())
+        ).first()
+        if chat is None or not chat.active:
+            return DigestOutcome(parts_queued=0, releases=0, since=None)
+        outcome = (await _queue_chat_digests(session, [chat], now)).get(chat_id)
+        if outcome is None:
+            return DigestOutcome(parts_queued=0, releases=0, since=None)
+        if chat.frequency in _SCHEDULED and not chat.paused:
+            _advance_schedule(chat, now)
+            session.add(chat)
+        await session.commit()
+        return outcome
+
+
+async def queue_instant_alerts(sessions: SessionFactory, release_ids: list[int]) -> int:
+    """Alerts chats on `instant` about these newly stored releases: one message per (chat, thread)
+    for all of them (split only if too long). Returns messages queued."""
+    ids = sorted(set(release_ids))
+    if not ids:
+        return 0
+    queued = 0
+    async with sessions() as session:
+        topic_rows = await session.exec(
+            select(Match.topic_id).where(col(Match.release_id).in_(ids)).distinct()
+        )
+        topic_ids = sorted(topic_rows.all())
+        if not topic_ids:
+            return 0
+        chats: dict[int, Chat] = {}
+        for topics in _chunks(topic_ids):
+            rows = await session.exec(
+                select(Chat)
+                .join(Subscription, col(Subscription.chat_id) == col(Chat.id))
+                .where(
+                    col(Subscription.topic_id).in_(topics),
+                    col(Chat.frequency) == Frequency.instant.value,
+                    col(Chat.active).is_(True),
+                    col(Chat.paused).is_(False),
+                )
+                .distinct()
+            )
+            for chat in rows:
+                assert chat.id is not None
+                chats[chat.id] = chat
+        if not chats:
+            return 0
+        # an alert is about this poll's releases, whatever the chat's last digest: a poll
+        # stored earlier but alerted later must not be lost behind a newer alert
+        followed = await _followed_by_thread(session, list(chats.values()), after_last_digest=False)
+        matches = await _matches_by_topic(session, topic_ids, release_ids=ids)
+        batch = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:24]
+        pending: list[_Pending] = []
+        for chat_id, threads in followed.items():
+            chat = chats[chat_id]
+            for thread_id in sorted(threads):
+                digest = _build_digest(threads[thread_id], matches)
+                if not digest.total:
+                    continue
+                parts = compose_instant(digest.sections, language=chat.language, total=digest.total)
+                key = f"instant:{chat_id}:{thread_id}:{batch}"
+                pending.append(_Pending(chat, thread_id, parts, key, digest))
+        for alert in await _enqueue_pending(session, pending, kind=MessageKind.instant):
+            queued += len(alert.parts)
+            seen = alert.digest.newest_seen
+            last = alert.chat.last_digest_at
+            if seen is not None and (last is None or seen > as_utc(last)):
+                # /digest (or send-digests --now) on an instant chat starts after what was alerted
+                alert.chat.last_digest_at = seen
+                session.add(alert.chat)
+        await session.commit()
+    return queued
