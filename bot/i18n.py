@@ -1,0 +1,382 @@
+"""Every text the bot says, in English and Traditional Chinese, and `t()` to render one.
+
+Templates are Telegram HTML with `{name}` placeholders. `t()` escapes every parameter,
+so user text can never break the markup; a parameter that is already HTML is wrapped in
+`Html(...)` by the caller. `t_plain()` renders texts that Telegram shows as plain text
+(button labels, callback answers, command descriptions) without escaping.
+"""
+
+# ruff: noqa: E501  (messages read better unbroken)
+from __future__ import annotations
+
+import string
+from typing import Final, Literal
+
+from bot.delivery.html import escape
+
+Language = Literal["en", "zh"]
+LANGUAGES: Final[tuple[Language, ...]] = ("en", "zh")
+DEFAULT_LANGUAGE: Final[Language] = "en"
+
+
+class Html(str):
+    """A parameter that is already valid Telegram HTML: `t()` inserts it as it is."""
+
+    __slots__ = ()
+
+
+def language_from_code(code: str | None) -> Language:
+    """Telegram's `language_code` (or a /lang argument) -> our language: zh* is Chinese."""
+    if code and code.strip().lower().startswith("zh"):
+        return "zh"
+    return "en"
+
+
+EN: Final[dict[str, str]] = {
+    # /start and /help
+    "start": (
+        "<b>Hello!</b> I send short digests of government press releases about the topics "
+        "you follow.\n"
+        "1. Follow a topic: /subscribe customs (English or Chinese, both languages match).\n"
+        "2. Pick when: /time 08:00, /timezone Asia/Hong_Kong, /frequency daily.\n"
+        "3. Once a day you get one short message with what matched; /help lists everything.\n\n"
+        "Tap a popular topic to follow it:"
+    ),
+    "help": (
+        "<b>Commands</b>\n"
+        "/start: what I do, and popular topics to follow, e.g. /start\n"
+        "/help: this list, e.g. /help\n"
+        "/subscribe QUERY (/sub): follow a topic, e.g. /subscribe customs or "
+        '/subscribe "national security"\n'
+        "/unsubscribe QUERY or N (/unsub): stop following, e.g. /unsubscribe 1\n"
+        "/list: the topics followed here, with the schedule\n"
+        "/digest: the digest now, e.g. /digest\n"
+        "/time HH:MM: digest time, e.g. /time 08:00\n"
+        "/timezone AREA/CITY: e.g. /timezone Asia/Hong_Kong\n"
+        "/frequency daily|weekly|instant: e.g. /frequency weekly\n"
+        "/pause and /resume: stop and restart deliveries\n"
+        "/search QUERY: newest releases, e.g. /search typhoon\n"
+        "/lang en|zh: e.g. /lang zh\n"
+        "/stop: forget this chat and everything about it\n\n"
+        "<b>Queries</b>: words are ANDed (customs seizure); "
+        '"a phrase"; customs OR excise; -exclude; prefix*.'
+    ),
+    "help_admin": (
+        "\n\n<b>Admin</b>\n"
+        "/broadcast TEXT: e.g. /broadcast &lt;b&gt;Maintenance&lt;/b&gt; tonight\n"
+        "/stats, /feeds\n"
+        "/addfeed URL: e.g. /addfeed https://www.info.gov.hk/gia/rss/general_en.xml\n"
+        "/removefeed N: e.g. /removefeed 2"
+    ),
+    # /subscribe
+    "subscribe_usage": "Tell me what to follow, e.g. /subscribe customs",
+    "subscribed": "Following <b>{label}</b>.",
+    "subscribed_aliases": "It also matches: {aliases}",
+    "subscribed_example": "Recent example: {example}",
+    "subscribed_no_example": "Nothing matched in the last 30 days; new releases will come in your digest.",
+    "already_subscribed": "You already follow <b>{label}</b> here.",
+    "query_too_long": (
+        "That topic is {length} characters long; keep it under {limit}, e.g. /subscribe customs"
+    ),
+    "query_bad_characters": (
+        "Please type the topic without control or direction characters, e.g. /subscribe customs"
+    ),
+    "query_invalid": "{reason}",
+    "too_many_subscriptions": (
+        "This chat already follows {limit} topics, the most it can; remove one first, "
+        "e.g. /unsubscribe 1"
+    ),
+    # /unsubscribe
+    "unsubscribe_choose": "Which topic should I stop following? Tap one:",
+    "unsubscribed": "Stopped following <b>{label}</b>.",
+    "unsubscribe_not_found": "Nothing followed here matches {query}; see /list, e.g. /unsubscribe 1",
+    "nothing_followed": "Nothing is followed here yet; try /subscribe customs",
+    # /list
+    "list_header": "<b>Topics followed here ({count})</b>",
+    "list_item": "{number}. {label}",
+    "schedule_daily": "Digest every day at {time} ({timezone}).",
+    "schedule_weekly": "Digest every {weekday} at {time} ({timezone}).",
+    "schedule_instant": "Each match is sent as it arrives ({timezone}).",
+    "schedule_paused": "Deliveries are paused; /resume restarts them.",
+    "next_digest": "Next digest: {when}.",
+    "weekday_0": "Monday",
+    "weekday_1": "Tuesday",
+    "weekday_2": "Wednesday",
+    "weekday_3": "Thursday",
+    "weekday_4": "Friday",
+    "weekday_5": "Saturday",
+    "weekday_6": "Sunday",
+    # /digest
+    "digest_queued": "Your digest is on its way: {count} releases since {since}.",
+    "digest_empty": "Nothing new since {since}.",
+    "digest_empty_first": "Nothing new yet; follow a topic first, e.g. /subscribe customs",
+    # settings
+    "time_usage": "Send a time, e.g. /time 08:00",
+    "time_invalid": "{value} is not a time; use 24-hour HH:MM, e.g. /time 08:00",
+    "time_set": "Digest time set to {time} ({timezone}).",
+    "timezone_usage": "Send a timezone as AREA/CITY, e.g. /timezone Asia/Hong_Kong",
+    "timezone_invalid": "{value} is not a timezone I know; use AREA/CITY, e.g. /timezone Asia/Hong_Kong",
+    "timezone_set": "Timezone set to {timezone}.",
+    "frequency_usage": "Choose daily, weekly or instant, e.g. /frequency daily",
+    "frequency_invalid": "{value} is not a rhythm I know; choose daily, weekly or instant, e.g. /frequency daily",
+    "frequency_daily": "You will get one digest a day.",
+    "frequency_weekly": "You will get one digest a week.",
+    "frequency_instant": "You will get each match as it arrives.",
+    "paused": "Paused: nothing will be sent until /resume; your topics are kept.",
+    "already_paused": "Deliveries are already paused; /resume restarts them.",
+    "resumed": "Resumed: deliveries start again.",
+    "not_paused": "Deliveries are not paused; /pause stops them.",
+    "lang_usage": "Choose en or zh, e.g. /lang zh",
+    "lang_set": "I will speak English here.",
+    # /search
+    "search_usage": "Tell me what to look for, e.g. /search typhoon",
+    "search_header": "<b>Newest releases for {query}</b>",
+    "search_item": "{number}. {release} ({date})",
+    "search_none": "No stored release matches {query}; try a broader word, e.g. /search customs",
+    # /stop
+    "stopped": (
+        "Done: I forgot this chat, its topics, settings and queued messages. /start begins again."
+    ),
+    # errors and the unexpected
+    "group_admins_only": "Only this group's administrators can change its topics or settings.",
+    "unknown_command": "I don't know that command; /help lists them all.",
+    "plain_text": "I understand commands; try /subscribe customs or /help.",
+    "argument_too_long": "That is too long; keep it under {limit} characters, e.g. /search customs",
+    "error_generic": "Sorry, something went wrong on my side. Please try again in a minute.",
+    # buttons (plain text: labels and callback answers)
+    "button_stale": "This button is out of date; send /list to see what is current.",
+    "button_subscribed": "Following {label}",
+    "button_already_subscribed": "Already following {label}",
+    "button_unsubscribed": "Stopped following {label}",
+    "button_unsubscribe": "✖ {label}",
+    "button_admins_only": "Only the group's administrators can do that.",
+    "button_confirm": "✅ Confirm",
+    "button_cancel": "✖ Cancel",
+    # admin
+    "admins_only": "This command is for admins.",
+    "stats_header": "<b>Statistics</b>",
+    "feeds_header": "<b>Feeds ({count})</b>",
+    "feeds_none": "No feeds yet; add one, e.g. /addfeed https://www.info.gov.hk/gia/rss/general_en.xml",
+    "feeds_item": (
+        "{number}. {url}\n"
+        "    last success: {success}; last error: {error}\n"
+        "    items: {items}; next poll: {next}"
+    ),
+    "never": "never",
+    "none": "none",
+    "addfeed_usage": "Send the feed's address, e.g. /addfeed https://www.info.gov.hk/gia/rss/general_en.xml",
+    "addfeed_rejected": "Not added: {error}. Example: /addfeed https://example.org/rss.xml",
+    "addfeed_ok": "Added {url}: {new} new releases found.",
+    "addfeed_not_modified": "Added {url}: nothing new right now.",
+    "addfeed_failed": "Added {url}, but the first poll failed: {error}",
+    "removefeed_usage": "Send the feed's number from /feeds, e.g. /removefeed 2",
+    "removefeed_ok": "Removed {url}.",
+    "removefeed_not_found": "There is no feed {value}; see /feeds, e.g. /removefeed 2",
+    "broadcast_usage": "Send the text to broadcast (Telegram HTML), e.g. /broadcast &lt;b&gt;Maintenance&lt;/b&gt; tonight",
+    "broadcast_bad_html": "Not queued: {error}",
+    "broadcast_preview": "<b>Preview of broadcast #{id}</b>: Confirm sends it to every active chat.",
+    "broadcast_cancelled": "Broadcast #{id} cancelled; nothing was sent.",
+    "broadcast_queued": "Broadcast #{id} queued to {total} chats.",
+    "broadcast_progress": (
+        "Broadcast #{id}: {delivered} delivered, {blocked} blocked, {failed} failed, "
+        "{pending} pending (of {total})."
+    ),
+    "broadcast_done": (
+        "Broadcast #{id} finished: {delivered} delivered, {blocked} blocked, {failed} failed "
+        "(of {total})."
+    ),
+    "button_broadcast_queued": "Queued to {total} chats",
+    "button_broadcast_cancelled": "Cancelled",
+    "button_broadcast_stale": "This broadcast was already confirmed or cancelled.",
+    "button_admins_only_broadcast": "This button is for admins.",
+    # command list (setMyCommands): plain text, 1-256 characters
+    "cmd_start": "What this bot does, and popular topics",
+    "cmd_help": "Every command with an example",
+    "cmd_subscribe": "Follow a topic: /subscribe customs",
+    "cmd_unsubscribe": "Stop following: /unsubscribe 1",
+    "cmd_list": "Topics followed here, and the schedule",
+    "cmd_digest": "The digest now",
+    "cmd_time": "Digest time: /time 08:00",
+    "cmd_timezone": "Timezone: /timezone Asia/Hong_Kong",
+    "cmd_frequency": "daily, weekly or instant",
+    "cmd_pause": "Pause deliveries",
+    "cmd_resume": "Resume deliveries",
+    "cmd_search": "Newest releases: /search typhoon",
+    "cmd_lang": "Language: /lang en or /lang zh",
+    "cmd_stop": "Forget this chat",
+}
+
+ZH: Final[dict[str, str]] = {
+    "start": (
+        "<b>你好！</b>我會把你關注的主題的政府新聞公報，整理成簡短摘要傳給你。\n"
+        "1. 關注主題：/subscribe 海關（中英文都可以，兩種語言的公報都會配對）。\n"
+        "2. 選擇時間：/time 08:00、/timezone Asia/Hong_Kong、/frequency daily。\n"
+        "3. 每天你會收到一則簡短訊息，列出配對到的公報；/help 列出所有指令。\n\n"
+        "點選熱門主題即可關注："
+    ),
+    "help": (
+        "<b>指令</b>\n"
+        "/start：簡介及熱門主題，例如 /start\n"
+        "/help：本指令表，例如 /help\n"
+        "/subscribe 查詢（/sub）：關注主題，例如 /subscribe customs 或 "
+        '/subscribe "national security"\n'
+        "/unsubscribe 查詢或編號（/unsub）：取消關注，例如 /unsubscribe 1\n"
+        "/list：此處關注的主題及發送時間\n"
+        "/digest：立即發送摘要，例如 /digest\n"
+        "/time HH:MM：摘要時間，例如 /time 08:00\n"
+        "/timezone 地區/城市：例如 /timezone Asia/Hong_Kong\n"
+        "/frequency daily|weekly|instant：例如 /frequency weekly\n"
+        "/pause 及 /resume：暫停及恢復發送\n"
+        "/search 查詢：最新的公報，例如 /search 颱風\n"
+        "/lang en|zh：例如 /lang en\n"
+        "/stop：刪除此聊天室的所有資料\n\n"
+        "<b>查詢</b>：多個詞須同時出現（customs seizure）；"
+        '"片語"；customs OR excise；-排除；字首*。'
+    ),
+    "help_admin": (
+        "\n\n<b>管理員</b>\n"
+        "/broadcast 文字：例如 /broadcast &lt;b&gt;今晚系統維護&lt;/b&gt;\n"
+        "/stats、/feeds\n"
+        "/addfeed 網址：例如 /addfeed https://www.info.gov.hk/gia/rss/general_zh.xml\n"
+        "/removefeed 編號：例如 /removefeed 2"
+    ),
+    "subscribe_usage": "請告訴我要關注甚麼，例如 /subscribe 海關",
+    "subscribed": "已關注 <b>{label}</b>。",
+    "subscribed_aliases": "也會配對：{aliases}",
+    "subscribed_example": "近期例子：{example}",
+    "subscribed_no_example": "過去 30 天沒有配對的公報；有新公報時會放進你的摘要。",
+    "already_subscribed": "此處已經關注 <b>{label}</b>。",
+    "query_too_long": "這個主題有 {length} 個字元；請少於 {limit} 個，例如 /subscribe 海關",
+    "query_bad_characters": "請勿在主題中使用控制字元或方向字元，例如 /subscribe 海關",
+    "query_invalid": "無法理解這個主題：{reason}",
+    "too_many_subscriptions": "此聊天室已關注 {limit} 個主題，已達上限；請先取消一個，例如 /unsubscribe 1",
+    "unsubscribe_choose": "要取消關注哪一個主題？請點選：",
+    "unsubscribed": "已取消關注 <b>{label}</b>。",
+    "unsubscribe_not_found": "此處沒有關注與 {query} 相符的主題；請看 /list，例如 /unsubscribe 1",
+    "nothing_followed": "此處尚未關注任何主題；試試 /subscribe 海關",
+    "list_header": "<b>此處關注的主題（{count} 個）</b>",
+    "list_item": "{number}. {label}",
+    "schedule_daily": "每天 {time}（{timezone}）發送摘要。",
+    "schedule_weekly": "每{weekday} {time}（{timezone}）發送摘要。",
+    "schedule_instant": "每有配對的公報即時發送（{timezone}）。",
+    "schedule_paused": "發送已暫停；/resume 可恢復。",
+    "next_digest": "下次摘要：{when}。",
+    "weekday_0": "星期一",
+    "weekday_1": "星期二",
+    "weekday_2": "星期三",
+    "weekday_3": "星期四",
+    "weekday_4": "星期五",
+    "weekday_5": "星期六",
+    "weekday_6": "星期日",
+    "digest_queued": "摘要正在發送：自 {since} 起共 {count} 則公報。",
+    "digest_empty": "自 {since} 起沒有新的公報。",
+    "digest_empty_first": "暫時沒有新的公報；請先關注主題，例如 /subscribe 海關",
+    "time_usage": "請提供時間，例如 /time 08:00",
+    "time_invalid": "{value} 不是有效的時間；請用 24 小時制 HH:MM，例如 /time 08:00",
+    "time_set": "摘要時間已設為 {time}（{timezone}）。",
+    "timezone_usage": "請以「地區/城市」提供時區，例如 /timezone Asia/Hong_Kong",
+    "timezone_invalid": "{value} 不是已知的時區；請用「地區/城市」，例如 /timezone Asia/Hong_Kong",
+    "timezone_set": "時區已設為 {timezone}。",
+    "frequency_usage": "請選擇 daily、weekly 或 instant，例如 /frequency daily",
+    "frequency_invalid": "{value} 不是可用的頻率；請選擇 daily、weekly 或 instant，例如 /frequency daily",
+    "frequency_daily": "你會每天收到一則摘要。",
+    "frequency_weekly": "你會每星期收到一則摘要。",
+    "frequency_instant": "每有配對的公報，你會即時收到。",
+    "paused": "已暫停：在 /resume 之前不會發送任何訊息；你的主題會保留。",
+    "already_paused": "發送已經暫停；/resume 可恢復。",
+    "resumed": "已恢復發送。",
+    "not_paused": "發送並未暫停；/pause 可暫停。",
+    "lang_usage": "請選擇 en 或 zh，例如 /lang en",
+    "lang_set": "我會在這裏使用繁體中文。",
+    "search_usage": "請告訴我要找甚麼，例如 /search 颱風",
+    "search_header": "<b>{query} 的最新公報</b>",
+    "search_item": "{number}. {release}（{date}）",
+    "search_none": "沒有已儲存的公報與 {query} 相符；試試較廣泛的字詞，例如 /search 海關",
+    "stopped": "完成：已刪除此聊天室的主題、設定及待發訊息。/start 可重新開始。",
+    "group_admins_only": "只有此群組的管理員可以更改主題或設定。",
+    "unknown_command": "我不認識這個指令；/help 列出所有指令。",
+    "plain_text": "我只懂指令；試試 /subscribe 海關 或 /help。",
+    "argument_too_long": "內容太長；請少於 {limit} 個字元，例如 /search 海關",
+    "error_generic": "抱歉，系統出了問題。請稍後再試。",
+    "button_stale": "這個按鈕已過時；請傳送 /list 查看最新狀況。",
+    "button_subscribed": "已關注 {label}",
+    "button_already_subscribed": "已經關注 {label}",
+    "button_unsubscribed": "已取消關注 {label}",
+    "button_unsubscribe": "✖ {label}",
+    "button_admins_only": "只有群組管理員可以這樣做。",
+    "button_confirm": "✅ 確認",
+    "button_cancel": "✖ 取消",
+    "admins_only": "此指令只供管理員使用。",
+    "stats_header": "<b>統計</b>",
+    "feeds_header": "<b>資訊來源（{count} 個）</b>",
+    "feeds_none": "尚未有資訊來源；請新增，例如 /addfeed https://www.info.gov.hk/gia/rss/general_zh.xml",
+    "feeds_item": (
+        "{number}. {url}\n"
+        "    上次成功：{success}；上次錯誤：{error}\n"
+        "    項目：{items}；下次讀取：{next}"
+    ),
+    "never": "從未",
+    "none": "無",
+    "addfeed_usage": "請提供資訊來源的網址，例如 /addfeed https://www.info.gov.hk/gia/rss/general_zh.xml",
+    "addfeed_rejected": "未有新增：{error}。例如 /addfeed https://example.org/rss.xml",
+    "addfeed_ok": "已新增 {url}：找到 {new} 則新公報。",
+    "addfeed_not_modified": "已新增 {url}：暫時沒有新內容。",
+    "addfeed_failed": "已新增 {url}，但首次讀取失敗：{error}",
+    "removefeed_usage": "請提供 /feeds 中的編號，例如 /removefeed 2",
+    "removefeed_ok": "已移除 {url}。",
+    "removefeed_not_found": "沒有編號 {value} 的資訊來源；請看 /feeds，例如 /removefeed 2",
+    "broadcast_usage": "請提供要廣播的文字（Telegram HTML），例如 /broadcast &lt;b&gt;今晚系統維護&lt;/b&gt;",
+    "broadcast_bad_html": "未有排隊發送：{error}",
+    "broadcast_preview": "<b>廣播 #{id} 預覽</b>：按「確認」會發送給所有使用中的聊天室。",
+    "broadcast_cancelled": "廣播 #{id} 已取消；沒有發送任何訊息。",
+    "broadcast_queued": "廣播 #{id} 已排隊發送給 {total} 個聊天室。",
+    "broadcast_progress": (
+        "廣播 #{id}：已送達 {delivered}，被封鎖 {blocked}，失敗 {failed}，"
+        "待發 {pending}（共 {total}）。"
+    ),
+    "broadcast_done": "廣播 #{id} 完成：已送達 {delivered}，被封鎖 {blocked}，失敗 {failed}（共 {total}）。",
+    "button_broadcast_queued": "已排隊發送給 {total} 個聊天室",
+    "button_broadcast_cancelled": "已取消",
+    "button_broadcast_stale": "此廣播已經確認或取消。",
+    "button_admins_only_broadcast": "此按鈕只供管理員使用。",
+    "cmd_start": "機械人簡介及熱門主題",
+    "cmd_help": "所有指令及例子",
+    "cmd_subscribe": "關注主題：/subscribe 海關",
+    "cmd_unsubscribe": "取消關注：/unsubscribe 1",
+    "cmd_list": "此處關注的主題及發送時間",
+    "cmd_digest": "立即發送摘要",
+    "cmd_time": "摘要時間：/time 08:00",
+    "cmd_timezone": "時區：/timezone Asia/Hong_Kong",
+    "cmd_frequency": "daily、weekly 或 instant",
+    "cmd_pause": "暫停發送",
+    "cmd_resume": "恢復發送",
+    "cmd_search": "最新公報：/search 颱風",
+    "cmd_lang": "語言：/lang en 或 /lang zh",
+    "cmd_stop": "刪除此聊天室的資料",
+}
+
+CATALOGUES: Final[dict[Language, dict[str, str]]] = {"en": EN, "zh": ZH}
+
+
+def placeholders(template: str) -> set[str]:
+    """The `{name}` placeholders of a template."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def _template(lang: str, key: str) -> str:
+    catalogue = CATALOGUES.get(language_from_code(lang), EN)
+    return catalogue.get(key) or EN[key]
+
+
+def t(lang: str, key: str, **params: object) -> str:
+    """The text `key` in `lang` as Telegram HTML; every str parameter is escaped unless `Html`."""
+    safe = {
+        name: value if isinstance(value, Html) or not isinstance(value, str) else escape(value)
+        for name, value in params.items()
+    }
+    return _template(lang, key).format(**safe)
+
+
+def t_plain(lang: str, key: str, **params: object) -> str:
+    """The text `key` in `lang` for places Telegram shows as plain text (buttons, alerts)."""
+    return _template(lang, key).format(**params)

@@ -1,0 +1,268 @@
+"""The Telegram front door: builds the Application, and runs the whole bot (`press-digest run`).
+
+`serve()` runs everything on one event loop until `stop` is set: long polling for updates,
+the feed poller tick, the digest tick and the sender. `run_bot()` adds migrations, FEEDS
+and SIGINT/SIGTERM handling around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+
+from bot.config import Settings
+from bot.db import SessionFactory, migrate, open_database
+from bot.i18n import t_plain
+from bot.telegram import admin, handlers
+from bot.telegram.handlers import BotDeps
+
+log = logging.getLogger(__name__)
+
+POLL_TICK_SECONDS = 15.0  # the poller claims only the feeds that are due
+DIGEST_TICK_SECONDS = 30.0
+# a tick that missed its moment (a busy loop) still runs once, not once per missed moment
+JOB_KWARGS = {"misfire_grace_time": 60, "coalesce": True, "max_instances": 1}
+SENDER_STOP_TIMEOUT = 10.0
+# what the handlers use; anything else would only cost traffic
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
+# (command, description key) in the order Telegram's menu shows them
+SUBSCRIBER_COMMANDS = (
+    ("start", "cmd_start"),
+    ("help", "cmd_help"),
+    ("subscribe", "cmd_subscribe"),
+    ("unsubscribe", "cmd_unsubscribe"),
+    ("list", "cmd_list"),
+    ("digest", "cmd_digest"),
+    ("time", "cmd_time"),
+    ("timezone", "cmd_timezone"),
+    ("frequency", "cmd_frequency"),
+    ("pause", "cmd_pause"),
+    ("resume", "cmd_resume"),
+    ("search", "cmd_search"),
+    ("lang", "cmd_lang"),
+    ("stop", "cmd_stop"),
+)
+
+Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+
+COMMAND_HANDLERS: tuple[tuple[tuple[str, ...], Callback], ...] = (
+    (("start",), handlers.start),
+    (("help",), handlers.help_command),
+    (("subscribe", "sub"), handlers.subscribe_command),
+    (("unsubscribe", "unsub"), handlers.unsubscribe_command),
+    (("list",), handlers.list_command),
+    (("digest",), handlers.digest_command),
+    (("time",), handlers.time_command),
+    (("timezone",), handlers.timezone_command),
+    (("frequency",), handlers.frequency_command),
+    (("pause",), handlers.pause_command),
+    (("resume",), handlers.resume_command),
+    (("search",), handlers.search),
+    (("lang",), handlers.lang_command),
+    (("stop",), handlers.stop_command),
+    (("broadcast",), admin.broadcast_command),
+    (("stats",), admin.stats_command),
+    (("feeds",), admin.feeds_command),
+    (("addfeed",), admin.addfeed_command),
+    (("removefeed",), admin.removefeed_command),
+)
+
+
+def build_application(settings: Settings, sessions: SessionFactory) -> Application:  # type: ignore[type-arg]
+    """The Application with every handler, pointed at TELEGRAM_API_URL; not started."""
+    app = (
+        Application.builder()
+        .token(settings.token)
+        .base_url(settings.telegram_api_url)
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        )
+        .build()
+    )
+    app.bot_data["deps"] = BotDeps(settings=settings, sessions=sessions)
+    new_messages = filters.UpdateType.MESSAGE
+    for names, callback in COMMAND_HANDLERS:
+        app.add_handler(CommandHandler(list(names), callback, filters=new_messages))
+    app.add_handler(CallbackQueryHandler(handlers.button))
+    app.add_handler(
+        MessageHandler(filters.StatusUpdate.MIGRATE & new_messages, handlers.chat_migrated)
+    )
+    app.add_handler(MessageHandler(filters.COMMAND & new_messages, handlers.unknown_command))
+    app.add_handler(
+        MessageHandler(
+            filters.ChatType.PRIVATE & new_messages & ~filters.COMMAND & ~filters.StatusUpdate.ALL,
+            handlers.private_text,
+        )
+    )
+    app.add_error_handler(handlers.on_error)
+    return app
+
+
+async def register_commands(app: Application) -> None:  # type: ignore[type-arg]
+    """The command menu in English (default) and Chinese; a failure is logged, not fatal."""
+    for language_code, lang in ((None, "en"), ("zh", "zh")):
+        commands = [BotCommand(name, t_plain(lang, key)) for name, key in SUBSCRIBER_COMMANDS]
+        try:
+            await app.bot.set_my_commands(commands, language_code=language_code)
+        except TelegramError as exc:
+            log.warning("setMyCommands (%s) failed: %s", language_code or "default", exc)
+
+
+async def _poll_feeds_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
+    from bot.feeds.poller import poll_due_feeds
+
+    d = handlers.deps(context)
+    try:
+        reports = await poll_due_feeds(d.sessions, d.settings)
+    except Exception:
+        log.exception("feed poll tick failed")
+        return
+    if any(report.new for report in reports):
+        d.wake_sender()  # instant alerts may have been queued
+
+
+async def _digest_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
+    from bot.digest.service import queue_due_digests
+
+    d = handlers.deps(context)
+    try:
+        queued = await queue_due_digests(d.sessions)
+    except Exception:
+        log.exception("digest tick failed")
+        return
+    if queued:
+        d.wake_sender()
+
+
+async def serve(
+    settings: Settings,
+    sessions: SessionFactory,
+    stop: asyncio.Event,
+    *,
+    poll_timeout: int = 30,
+    poll_tick: float = POLL_TICK_SECONDS,
+    digest_tick: float = DIGEST_TICK_SECONDS,
+    progress_interval: float = 3.0,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Runs the bot (updates, poller tick, digest tick, sender) until `stop` is set."""
+    from bot.delivery.sender import Sender
+
+    app = build_application(settings, sessions)
+    d: BotDeps = app.bot_data["deps"]
+    d.progress_interval = progress_interval
+    sender_stop = asyncio.Event()
+    sender_task: asyncio.Task[None] | None = None
+    async with app:
+        await register_commands(app)
+        await app.start()
+        try:
+            d.sender = Sender(sessions, app.bot, settings)
+            sender_task = asyncio.create_task(d.sender.run(sender_stop), name="sender")
+            job_queue = app.job_queue
+            assert job_queue is not None, "python-telegram-bot[job-queue] is required"
+            job_queue.run_repeating(
+                _poll_feeds_tick,
+                interval=poll_tick,
+                first=1.0,
+                name="poll-feeds",
+                job_kwargs=JOB_KWARGS,
+            )
+            job_queue.run_repeating(
+                _digest_tick,
+                interval=digest_tick,
+                first=min(2.0, digest_tick),
+                name="digests",
+                job_kwargs=JOB_KWARGS,
+            )
+            updater = app.updater
+            assert updater is not None
+            await updater.start_polling(
+                timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
+            )
+            log.info("bot @%s is running", app.bot.username)
+            if started is not None:
+                started.set()
+            await stop.wait()
+            log.info("stopping")
+        finally:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            for task in list(d.background):
+                task.cancel()
+            sender_stop.set()
+            if sender_task is not None:
+                try:
+                    await asyncio.wait_for(sender_task, SENDER_STOP_TIMEOUT)
+                except (TimeoutError, asyncio.CancelledError):
+                    log.warning("the sender did not stop in %ss", SENDER_STOP_TIMEOUT)
+                except Exception:
+                    log.exception("the sender failed")
+            if app.running:
+                await app.stop()
+
+
+async def run_until_signal(settings: Settings) -> int:
+    """Migrations, FEEDS, then the bot until SIGINT or SIGTERM."""
+    from bot.feeds.poller import sync_configured_feeds
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers
+            loop.add_signal_handler(sig, stop.set)
+    async with open_database(settings.database_url) as (engine, sessions):
+        await migrate(engine)
+        await sync_configured_feeds(sessions, settings.feeds)
+        await serve(settings, sessions, stop)
+    log.info("stopped cleanly")
+    return 0
+
+
+def run_bot(settings: Settings) -> int:
+    """`press-digest run`: 0 after a clean stop; 2 when Telegram rejects the token."""
+    try:
+        return asyncio.run(run_until_signal(settings))
+    except InvalidToken:
+        # PTB's own message quotes the token: say it in our words instead
+        print(
+            "press-digest: the Bot API server rejected BOT_TOKEN; check it with @BotFather",
+            file=sys.stderr,
+        )
+        return 2
+    except Exception as exc:
+        log.debug("the bot failed", exc_info=True)
+        print(
+            f"press-digest: error: {_redacted(f'{type(exc).__name__}: {exc}', settings)}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _redacted(text: str, settings: Settings) -> str:
+    from bot.logging import RedactTokenFilter
+
+    secret = settings.bot_token.get_secret_value() if settings.bot_token else ""
+    return RedactTokenFilter([secret]).redact(text)
