@@ -1,0 +1,275 @@
+"""The query language of subscriptions and /search, parsed into one canonical form.
+
+Syntax (product.md, "Query language"):
+
+- ``customs seizure``: words are ANDed.
+- ``"national security"``: a phrase (straight or curly quotes, or 「」).
+- ``customs OR excise``: ``OR`` (uppercase only; ``or`` is a word) binds looser than AND:
+  ``a b OR c`` means ``(a AND b) OR c``. This is what search engines do and what people
+  expect from ``customs seizure OR smuggling`` … mostly; write two subscriptions otherwise.
+- ``-conference``, ``-"press conference"``: excludes releases containing it. An exclusion
+  applies to the whole query wherever it stands: ``a OR b -c`` means ``(a OR b) AND NOT c``.
+- ``smuggl*``: a prefix (at least two letters before the ``*``).
+- Case, width and accents do not matter; ``e-commerce`` = ``ecommerce``; a phrase
+  ``"e commerce"`` also finds ``ecommerce``. Latin words match whole words only; Chinese,
+  Japanese and Korean terms match as substrings.
+- A word or phrase that names a catalogue topic (``customs``, ``海關``, ``"national
+  security"``) stands for the whole topic in every language: ``customs -conference`` is
+  ``(customs OR 海關 OR 海关 OR "c ed" OR …) AND NOT conference``. Exclusions are never
+  expanded: ``-customs`` excludes the English word only. ``@key`` names a topic directly.
+
+The canonical form (``Topic.query``) has sorted, de-duplicated terms and clauses, folded
+case, catalogue topics as ``@key`` and exclusions last: ``Customs  -Conference`` and
+``-conference 海關`` are both ``@customs -conference``. Parsing a canonical form gives it
+back unchanged, and it alone decides what matches (the index compiles it).
+
+Nothing the user writes is ever compiled as a regular expression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
+
+from bot.matching.catalogue import CatalogueTopic, lookup_joined, topic_by_key
+from bot.matching.text import Term, is_no_space, tidy, tokens
+
+MAX_TERMS = 20
+MIN_PREFIX = 2  # letters before a `*`: `a*` would match half of every text
+_CANONICAL_LIMIT = 10_000  # a stored canonical form is re-parsed without the user's limit
+_QUOTES = frozenset('"“”„‟«»「」『』＂')
+_MINUS = frozenset("-−–—－")
+
+
+class QueryError(ValueError):
+    """A malformed query; str(exc) is one line: what is wrong and an example that works."""
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    canonical: str  # one canonical form, stored as Topic.query (unique)
+    label: str  # how we show it (catalogue name, else the user's words tidied)
+    aliases: tuple[str, ...]  # catalogue aliases it covers (empty if not a catalogue topic)
+
+
+class TopicRef(NamedTuple):
+    """A catalogue topic inside a query: matches any of its aliases."""
+
+    key: str
+
+    @property
+    def canonical(self) -> str:
+        return "@" + self.key
+
+    def terms(self) -> tuple[Term, ...]:
+        topic = topic_by_key(self.key)
+        return topic.terms() if topic else ()
+
+
+Group = Term | TopicRef
+
+
+@dataclass(frozen=True, slots=True)
+class QueryTree:
+    """OR of clauses; a clause is an AND of groups; `excluded` rules a release out."""
+
+    clauses: tuple[tuple[Group, ...], ...]
+    excluded: tuple[Group, ...]
+
+    @property
+    def canonical(self) -> str:
+        text = " OR ".join(" ".join(g.canonical for g in clause) for clause in self.clauses)
+        return " ".join([text, *("-" + g.canonical for g in self.excluded)])
+
+
+@dataclass(slots=True)
+class _Item:
+    raw: str
+    quoted: bool
+    negated: bool
+
+
+def _snippet(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _lex(text: str) -> list[_Item | None]:
+    """Items of the query; None stands for the OR operator."""
+    items: list[_Item | None] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+            continue
+        negated = False
+        if ch in _MINUS and i + 1 < n and not text[i + 1].isspace():
+            negated = True
+            i += 1
+            ch = text[i]
+        if ch in _QUOTES:
+            end = next((j for j in range(i + 1, n) if text[j] in _QUOTES), -1)
+            if end < 0:
+                fixed = text.rstrip() + '"'
+                raise QueryError(
+                    f"unbalanced quote in: {_snippet(text)} — close the quote: {_snippet(fixed)}"
+                )
+            items.append(_Item(text[i + 1 : end], quoted=True, negated=negated))
+            i = end + 1
+            continue
+        j = i
+        while j < n and not text[j].isspace() and text[j] not in _QUOTES:
+            j += 1
+        chunk = text[i:j]
+        items.append(
+            None if chunk == "OR" and not negated else _Item(chunk, quoted=False, negated=negated)
+        )
+        i = j
+    return items
+
+
+def _group(item: _Item) -> Group | None:
+    """The term an item stands for, or None when it has no letters or digits (punctuation)."""
+    raw = item.raw.strip()
+    if not item.quoted and raw.startswith("@") and (topic := topic_by_key(raw[1:].lower())):
+        return TopicRef(topic.key)
+    stem = raw.rstrip("*")
+    prefix = stem != raw
+    if prefix and not stem.strip():
+        raise QueryError("a lone * matches nothing: put it at the end of a word, e.g. smuggl*")
+    if "*" in stem:
+        raise QueryError(
+            f"* goes only at the end of a word ({_snippet(raw)}): "
+            "e.g. smuggl* finds smuggle and smuggling"
+        )
+    words = tokens(stem)
+    if not words:
+        return None
+    if prefix and is_no_space(words[-1]):
+        prefix = False  # CJK matches as a substring anyway
+    if prefix and len(words[-1]) < MIN_PREFIX:
+        raise QueryError(
+            f"{_snippet(raw)} is too short a prefix: "
+            f"give at least {MIN_PREFIX} letters, e.g. smuggl*"
+        )
+    return Term(tuple(words), prefix)
+
+
+def _resolve(clause: list[Group]) -> list[Group]:
+    """Catalogue topics in a clause: the clause's words as a whole, else each word or phrase."""
+    clause = list(dict.fromkeys(clause))  # as the canonical form will have it
+    plain = [g for g in clause if isinstance(g, Term) and not g.prefix]
+    if len(plain) == len(clause) and len(clause) > 1:
+        # both orders, so that the sorted canonical form resolves exactly as the original did
+        for order in (clause, sorted(clause, key=lambda g: g.canonical)):
+            topic = lookup_joined("".join(g.joined for g in order if isinstance(g, Term)))
+            if topic:
+                return [TopicRef(topic.key)]
+    resolved: list[Group] = []
+    for g in clause:
+        topic = lookup_joined(g.joined) if isinstance(g, Term) and not g.prefix else None
+        resolved.append(TopicRef(topic.key) if topic else g)
+    return resolved
+
+
+def _build(text: str, max_length: int) -> tuple[QueryTree, str]:
+    """The query tree and the tidied text; QueryError for anything malformed."""
+    shown = tidy(text)
+    if not shown:
+        raise QueryError('empty query: say what to follow, e.g. customs or "national security"')
+    if len(shown) > max_length:
+        raise QueryError(
+            f"the query is {len(shown)} characters, at most {max_length}: "
+            "shorten it, e.g. customs -conference"
+        )
+    items = _lex(shown)
+    if items[0] is None or items[-1] is None:
+        where = "start" if items[0] is None else "end"
+        raise QueryError(
+            f"OR at the {where} of the query: put words on both sides, e.g. customs OR excise"
+        )
+    terms = [item for item in items if item is not None]
+    if len(terms) > MAX_TERMS:
+        raise QueryError(
+            f"too many terms ({len(terms)}, at most {MAX_TERMS}): "
+            "keep the ones that matter, e.g. customs seizure"
+        )
+    clauses: list[list[Group]] = [[]]
+    excluded: list[Group] = []
+    previous_was_or = False
+    for item in items:
+        if item is None:
+            if previous_was_or:
+                raise QueryError("two ORs in a row: put words between them, e.g. customs OR excise")
+            clauses.append([])
+            previous_was_or = True
+            continue
+        previous_was_or = False
+        group = _group(item)
+        if group is None:
+            continue
+        (excluded if item.negated else clauses[-1]).append(group)
+    if all(not clause for clause in clauses):
+        if excluded:
+            raise QueryError("only exclusions: say what to look for too, e.g. customs -conference")
+        raise QueryError("no words in the query, only punctuation: use words, e.g. customs")
+    if any(not clause for clause in clauses):
+        raise QueryError("nothing to look for on one side of OR: e.g. customs OR excise")
+    resolved = [_resolve(clause) for clause in clauses]
+    canon_excluded = tuple(sorted(dict.fromkeys(excluded), key=lambda g: g.canonical))
+    excluded_names = {g.canonical for g in canon_excluded}
+    canon_clauses: dict[tuple[Group, ...], None] = {}
+    for clause in resolved:
+        unique = tuple(sorted(dict.fromkeys(clause), key=lambda g: g.canonical))
+        for g in unique:
+            if g.canonical in excluded_names:
+                raise QueryError(
+                    f"{g.canonical} is both wanted and excluded: drop one, e.g. customs -conference"
+                )
+        canon_clauses[unique] = None
+    ordered = tuple(sorted(canon_clauses, key=lambda c: " ".join(g.canonical for g in c)))
+    tree = QueryTree(ordered, canon_excluded)
+    if len(tree.canonical) > max_length:
+        raise QueryError(
+            f"the query is too long once normalised (at most {max_length} characters): "
+            "shorten it, e.g. customs"
+        )
+    return tree, shown
+
+
+def _catalogue_only(tree: QueryTree) -> CatalogueTopic | None:
+    if tree.excluded or len(tree.clauses) != 1 or len(tree.clauses[0]) != 1:
+        return None
+    group = tree.clauses[0][0]
+    return topic_by_key(group.key) if isinstance(group, TopicRef) else None
+
+
+def _label(shown: str) -> str:
+    return "".join('"' if ch in _QUOTES else ch for ch in shown)
+
+
+def parse_query(text: str, *, max_length: int = 200) -> ParsedQuery:
+    """The canonical form, label and catalogue aliases of a query; QueryError if malformed."""
+    tree, shown = _build(text, max_length)
+    topic = _catalogue_only(tree)
+    aliases: dict[str, None] = {}
+    for group in (g for clause in tree.clauses for g in clause):
+        if isinstance(group, TopicRef) and (ref := topic_by_key(group.key)):
+            aliases.update(dict.fromkeys(ref.aliases))
+    return ParsedQuery(
+        canonical=tree.canonical,
+        label=topic.label if topic else _label(shown),
+        aliases=tuple(aliases),
+    )
+
+
+@lru_cache(maxsize=200_000)
+def compile_tree(canonical: str) -> QueryTree:
+    """The tree of a stored canonical form (cached: the index rebuilds from these)."""
+    return _build(canonical, _CANONICAL_LIMIT)[0]
+
+
+def query_tree(text: str, *, max_length: int = 200) -> QueryTree:
+    """The tree of a user's query (for /search and preview)."""
+    return _build(text, max_length)[0]
