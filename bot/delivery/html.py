@@ -1,8 +1,195 @@
-"""Telegram HTML: escaping feed text, and checking text against Telegram's HTML rules."""
+"""Telegram HTML: escaping feed text, and checking text against Telegram's HTML rules.
+
+`check_telegram_html` accepts what Telegram's HTML parse mode accepts (a little stricter where
+Telegram would silently drop formatting), so a message that passes it is not answered with
+400 "can't parse entities". The error names the first problem and where it is, in one line.
+"""
 
 from __future__ import annotations
+
+import re
+
+MAX_MESSAGE_UTF16 = 4096
+
+# tag -> attributes Telegram reads on it (others are ignored by Telegram, and by us)
+_TAGS: dict[str, frozenset[str]] = {
+    "b": frozenset(),
+    "strong": frozenset(),
+    "i": frozenset(),
+    "em": frozenset(),
+    "u": frozenset(),
+    "ins": frozenset(),
+    "s": frozenset(),
+    "strike": frozenset(),
+    "del": frozenset(),
+    "span": frozenset({"class"}),
+    "tg-spoiler": frozenset(),
+    "a": frozenset({"href"}),
+    "code": frozenset({"class"}),
+    "pre": frozenset(),
+    "blockquote": frozenset({"expandable"}),
+    "tg-emoji": frozenset({"emoji-id"}),
+    "tg-time": frozenset({"unix", "format"}),
+}
+_ALLOWED_HINT = "use <b>, <i>, <u>, <s>, <a href>, <code>, <pre>, <blockquote>"
+_NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+
+_TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+_ATTRIBUTE = re.compile(
+    r"""\s*([A-Za-z][A-Za-z0-9_-]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`/]+)))?"""
+)
+_ENTITY = re.compile(r"&(#[0-9]{1,8}|#[xX][0-9A-Fa-f]{1,7}|[A-Za-z][A-Za-z0-9]{0,31});")
+
+
+class TelegramHTMLError(ValueError):
+    """Text that Telegram's HTML parse mode would refuse; str() is one line saying where and why."""
 
 
 def escape(text: str) -> str:
     """Escapes text for Telegram HTML (only &lt; &gt; &amp; &quot; are understood there)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units, the unit of Telegram's 4096 limit (an emoji counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _decode_entities(text: str, offset: int) -> str:
+    """`text` with its entities decoded; TelegramHTMLError for an entity Telegram does not know."""
+    if "&" not in text:
+        return text
+    out: list[str] = []
+    pos = 0
+    for m in _ENTITY.finditer(text):
+        out.append(text[pos : m.start()])
+        name = m.group(1)
+        where = offset + m.start() + 1
+        if name.startswith("#"):
+            number = int(name[2:], 16) if name[1] in "xX" else int(name[1:])
+            if number == 0 or number > 0x10FFFF or 0xD800 <= number <= 0xDFFF:
+                raise TelegramHTMLError(
+                    f"invalid character reference &{name}; at character {where}"
+                )
+            out.append(chr(number))
+        elif name in _NAMED_ENTITIES:
+            out.append(_NAMED_ENTITIES[name])
+        else:
+            raise TelegramHTMLError(
+                f"unsupported entity &{name}; at character {where}: "
+                "only &lt; &gt; &amp; &quot; and numeric ones like &#160; work"
+            )
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _check_attributes(tag: str, attrs: dict[str, str], where: int) -> None:
+    if tag == "a" and not attrs.get("href", "").strip():
+        raise TelegramHTMLError(f'tag <a> at character {where} needs href="…"')
+    if tag == "span" and attrs.get("class") != "tg-spoiler":
+        raise TelegramHTMLError(f'tag <span> at character {where} needs class="tg-spoiler"')
+    if tag == "tg-emoji" and not attrs.get("emoji-id", "").isdigit():
+        raise TelegramHTMLError(f'tag <tg-emoji> at character {where} needs emoji-id="<number>"')
+    if tag == "tg-time" and not attrs.get("unix", "").isdigit():
+        raise TelegramHTMLError(f'tag <tg-time> at character {where} needs unix="<timestamp>"')
+
+
+def _check_nesting(tag: str, open_tags: list[str], where: int) -> None:
+    """Bot API nesting rules: code/pre hold plain text; no link in a link, no quote in a quote."""
+    for outer in open_tags:
+        if outer == "code" or (outer == "pre" and tag != "code"):
+            raise TelegramHTMLError(
+                f"tag <{tag}> at character {where} is inside <{outer}>, which holds plain text only"
+            )
+    if tag in {"a", "blockquote"} and tag in open_tags:
+        raise TelegramHTMLError(f"tag <{tag}> at character {where} is inside another <{tag}>")
+
+
+def check_telegram_html(text: str) -> None:
+    """Raises TelegramHTMLError unless Telegram's HTML parse mode accepts `text`.
+
+    Only b strong i em u ins s strike del span.tg-spoiler tg-spoiler a code pre blockquote
+    tg-emoji tg-time; tags balanced and properly nested; only &lt; &gt; &amp; &quot; and
+    numeric entities; 1..4096 UTF-16 units of text after parsing. Positions are 1-based.
+    """
+    plain: list[str] = []
+    open_tags: list[str] = []
+    pos = 0
+    length = len(text)
+    while pos < length:
+        lt = text.find("<", pos)
+        chunk_end = length if lt < 0 else lt
+        plain.append(_decode_entities(text[pos:chunk_end], pos))
+        if lt < 0:
+            break
+        where = lt + 1
+        closing = text.startswith("</", lt)
+        name_match = _TAG_NAME.match(text, lt + (2 if closing else 1))
+        if name_match is None:
+            raise TelegramHTMLError(f"a bare '<' at character {where}: write &lt; for a literal <")
+        # Telegram lower-cases a start tag's name but compares an end tag's name as written
+        tag = name_match.group(0) if closing else name_match.group(0).lower()
+        gt = text.find(">", name_match.end())
+        if gt < 0:
+            raise TelegramHTMLError(f"tag <{tag}> at character {where} is not closed with '>'")
+        if tag.lower() not in _TAGS:
+            raise TelegramHTMLError(
+                f"unsupported tag <{tag}> at character {where}: {_ALLOWED_HINT}"
+            )
+        if closing:
+            if text[name_match.end() : gt].strip():
+                raise TelegramHTMLError(f"closing tag </{tag}> at character {where} has extra text")
+            if not open_tags:
+                raise TelegramHTMLError(
+                    f"closing tag </{tag}> at character {where} has no opening tag"
+                )
+            if open_tags[-1] != tag:
+                raise TelegramHTMLError(
+                    f"closing tag </{tag}> at character {where} "
+                    f"does not match the open <{open_tags[-1]}>"
+                )
+            open_tags.pop()
+        else:
+            attrs = _parse_attributes(text, name_match.end(), gt, tag, where)
+            _check_attributes(tag, attrs, where)
+            _check_nesting(tag, open_tags, where)
+            open_tags.append(tag)
+        pos = gt + 1
+    if open_tags:
+        raise TelegramHTMLError(f"tag <{open_tags[-1]}> is never closed: add </{open_tags[-1]}>")
+    parsed = "".join(plain)
+    if not parsed.strip():
+        raise TelegramHTMLError("the message has no text")
+    size = utf16_len(parsed)
+    if size > MAX_MESSAGE_UTF16:
+        raise TelegramHTMLError(
+            f"the message is {size} characters (UTF-16 units) after parsing; "
+            f"the limit is {MAX_MESSAGE_UTF16}"
+        )
+
+
+def _parse_attributes(text: str, start: int, end: int, tag: str, where: int) -> dict[str, str]:
+    """Attributes between a tag's name and its '>' (entities in values decoded)."""
+    attrs: dict[str, str] = {}
+    pos = start
+    body_end = end - 1 if end > start and text[end - 1] == "/" else end
+    while pos < body_end:
+        if text[pos:body_end].isspace():
+            break
+        m = _ATTRIBUTE.match(text, pos, body_end)
+        if m is None or m.end() == pos:
+            raise TelegramHTMLError(f"malformed attributes in tag <{tag}> at character {where}")
+        name = m.group(1).lower()
+        raw = next((g for g in m.group(2, 3, 4) if g is not None), "")
+        if name not in _TAGS[tag]:
+            allowed = ", ".join(sorted(_TAGS[tag])) or "none"
+            raise TelegramHTMLError(
+                f"attribute {name!r} is not allowed in tag <{tag}> at character {where} "
+                f"(allowed: {allowed})"
+            )
+        attrs[name] = _decode_entities(raw, m.start())
+        pos = m.end()
+    return attrs

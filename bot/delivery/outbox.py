@@ -1,0 +1,278 @@
+"""The outbox: one durable queue of every outgoing message, shared by any number of senders.
+
+A message is `queued` until a sender claims it (`sending`, with a lease in `claimed_until`),
+then `sent`, `failed` or `dropped`. A claim is a lease: if the sender dies, the row becomes
+claimable again once `claimed_until` has passed, so a crash loses nothing and re-sends at
+most what was in flight. Per-chat pacing lives in `chat.next_send_at`, so several sender
+processes on PostgreSQL (`FOR UPDATE SKIP LOCKED`) share one queue without talking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, Select, Table, and_, case, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.db import SessionFactory
+from bot.models import MessageKind, MessageState, metadata, utcnow
+
+OUTBOX: Table = metadata.tables["outbox"]
+CHAT: Table = metadata.tables["chat"]
+
+AnyRow = tuple[Any, ...]
+ENQUEUE_CHUNK = 1000
+GROUP_TYPES = ("group", "supergroup", "channel")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One message for `enqueue_many`; chat_id is Chat.id (our row id)."""
+
+    chat_id: int
+    text: str
+    kind: MessageKind
+    thread_id: int = 0
+    broadcast_id: int | None = None
+    dedup_key: str | None = None
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    """A message a sender holds until `claimed_until`, with what it needs to send it."""
+
+    id: int
+    chat_id: int  # Chat.id
+    telegram_chat_id: int
+    chat_type: str
+    thread_id: int
+    text: str
+    kind: str
+    attempts: int
+    broadcast_id: int | None
+    claimed_until: datetime
+
+    @property
+    def is_group(self) -> bool:
+        return is_group_chat(self.chat_type, self.telegram_chat_id)
+
+
+def is_group_chat(chat_type: str, telegram_id: int) -> bool:
+    """Groups, supergroups and channels (negative Telegram ids) get the 20-a-minute limit."""
+    return chat_type in GROUP_TYPES or telegram_id < 0
+
+
+def _insert_ignoring_duplicates(session: AsyncSession) -> Insert:
+    """INSERT … ON CONFLICT (dedup_key) DO NOTHING in the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(OUTBOX).on_conflict_do_nothing(index_elements=["dedup_key"])
+    if dialect == "sqlite":
+        return sqlite.insert(OUTBOX).on_conflict_do_nothing(index_elements=["dedup_key"])
+    return insert(OUTBOX)  # other dialects: a duplicate dedup_key raises IntegrityError
+
+
+def _row_values(row: OutboxRow, now: datetime) -> dict[str, Any]:
+    return {
+        "chat_id": row.chat_id,
+        "thread_id": row.thread_id,
+        "kind": str(row.kind),
+        "text": row.text,
+        "state": MessageState.queued.value,
+        "attempts": 0,
+        "not_before": row.not_before or now,
+        "broadcast_id": row.broadcast_id,
+        "dedup_key": row.dedup_key,
+        "created_at": now,
+    }
+
+
+async def enqueue(
+    session: AsyncSession,
+    chat_id: int,
+    text: str,
+    *,
+    kind: MessageKind,
+    thread_id: int = 0,
+    broadcast_id: int | None = None,
+    dedup_key: str | None = None,
+    not_before: datetime | None = None,
+) -> bool:
+    """Queues one message in the caller's transaction (not committed here).
+
+    False when a message with the same `dedup_key` is already in the outbox.
+    """
+    row = OutboxRow(chat_id, text, kind, thread_id, broadcast_id, dedup_key, not_before)
+    stmt = (
+        _insert_ignoring_duplicates(session)
+        .values(_row_values(row, utcnow()))
+        .returning(OUTBOX.c.id)
+    )
+    result = await session.exec(stmt)
+    return result.first() is not None
+
+
+async def enqueue_many(session: AsyncSession, rows: Sequence[OutboxRow]) -> int:
+    """Queues many messages in the caller's transaction, in chunks; returns how many were new."""
+    now = utcnow()
+    inserted = 0
+    for start in range(0, len(rows), ENQUEUE_CHUNK):
+        chunk = [_row_values(row, now) for row in rows[start : start + ENQUEUE_CHUNK]]
+        stmt = _insert_ignoring_duplicates(session).values(chunk).returning(OUTBOX.c.id)
+        inserted += len((await session.exec(stmt)).all())
+    return inserted
+
+
+async def fetch_rows(session: AsyncSession, stmt: Select[*AnyRow]) -> Sequence[Row[*AnyRow]]:
+    """Rows of a Core SELECT in the session's transaction."""
+    connection = await session.connection()
+    rows: Sequence[Row[*AnyRow]] = (await connection.execute(stmt)).all()
+    return rows
+
+
+def _due_condition(now: datetime) -> Any:
+    """Queued and due, or claimed by a sender whose lease has run out (it died)."""
+    return or_(
+        and_(OUTBOX.c.state == MessageState.queued.value, OUTBOX.c.not_before <= now),
+        and_(OUTBOX.c.state == MessageState.sending.value, OUTBOX.c.claimed_until < now),
+    )
+
+
+async def claim_due_messages(
+    sessions: SessionFactory, limit: int, now: datetime, lease: timedelta
+) -> list[ClaimedMessage]:
+    """Claims up to `limit` due messages, at most one per chat, of chats free to receive one.
+
+    Sets state=sending and claimed_until=now+lease (expired leases are reclaimed: crash
+    recovery). The chat is held too: its `next_send_at` becomes the lease's end, and the
+    sender moves it to "sent at + the chat's interval" once Telegram has answered. So no
+    sender, in this process or another, sends to a chat while a message to it is in flight
+    or too soon after one, and a chat's messages go out one by one, in order. Messages of
+    inactive chats are dropped here instead of sent.
+    """
+    stmt = (
+        select(
+            OUTBOX.c.id,
+            OUTBOX.c.chat_id,
+            OUTBOX.c.thread_id,
+            OUTBOX.c.text,
+            OUTBOX.c.kind,
+            OUTBOX.c.attempts,
+            OUTBOX.c.broadcast_id,
+            CHAT.c.telegram_id,
+            CHAT.c.type,
+            CHAT.c.active,
+        )
+        .join(CHAT, CHAT.c.id == OUTBOX.c.chat_id)
+        .where(
+            _due_condition(now),
+            or_(
+                CHAT.c.next_send_at.is_(None), CHAT.c.next_send_at <= now, CHAT.c.active.is_(False)
+            ),
+        )
+        .order_by(OUTBOX.c.not_before, OUTBOX.c.id)
+        .limit(limit * 2)
+        # locking the chat row too keeps two senders from claiming one chat at the same moment
+        .with_for_update(of=[OUTBOX, CHAT], skip_locked=True)
+    )
+    claimed_until = now + lease
+    async with sessions() as session:
+        rows = await fetch_rows(session, stmt)
+        chosen: list[ClaimedMessage] = []
+        inactive_ids: list[int] = []
+        seen_chats: set[int] = set()
+        for row in rows:
+            if row.chat_id in seen_chats:
+                continue
+            seen_chats.add(row.chat_id)
+            if not row.active:
+                inactive_ids.append(row.id)
+                continue
+            if len(chosen) < limit:
+                chosen.append(
+                    ClaimedMessage(
+                        id=row.id,
+                        chat_id=row.chat_id,
+                        telegram_chat_id=row.telegram_id,
+                        chat_type=row.type,
+                        thread_id=row.thread_id,
+                        text=row.text,
+                        kind=row.kind,
+                        attempts=row.attempts,
+                        broadcast_id=row.broadcast_id,
+                        claimed_until=claimed_until,
+                    )
+                )
+        if inactive_ids:
+            await session.exec(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_(inactive_ids))
+                .values(
+                    state=MessageState.dropped.value,
+                    claimed_until=None,
+                    last_error="chat is inactive",
+                )
+            )
+        if chosen:
+            await session.exec(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_([m.id for m in chosen]))
+                .values(state=MessageState.sending.value, claimed_until=claimed_until)
+            )
+            await session.exec(
+                update(CHAT)
+                .where(CHAT.c.id.in_([m.chat_id for m in chosen]))
+                .values(next_send_at=claimed_until)
+            )
+        await session.commit()
+    return chosen
+
+
+async def next_due_at(sessions: SessionFactory, now: datetime) -> datetime | None:
+    """When the earliest queued or leased message could next be claimed (None: queue empty)."""
+    queued_at = case(
+        (CHAT.c.next_send_at > OUTBOX.c.not_before, CHAT.c.next_send_at), else_=OUTBOX.c.not_before
+    )
+    async with sessions() as session:
+        first_queued = await fetch_rows(
+            session,
+            select(func.min(queued_at))
+            .select_from(OUTBOX.join(CHAT, CHAT.c.id == OUTBOX.c.chat_id))
+            .where(OUTBOX.c.state == MessageState.queued.value),
+        )
+        first_lease = await fetch_rows(
+            session,
+            select(func.min(OUTBOX.c.claimed_until)).where(
+                OUTBOX.c.state == MessageState.sending.value
+            ),
+        )
+    times = [t for t in (first_queued[0][0], first_lease[0][0]) if t is not None]
+    return min(times) if times else None
+
+
+async def queue_counts(sessions: SessionFactory) -> dict[str, int]:
+    """Number of outbox messages in each state (every state present, 0 if none)."""
+    async with sessions() as session:
+        rows = await fetch_rows(
+            session, select(OUTBOX.c.state, func.count()).group_by(OUTBOX.c.state)
+        )
+    counts = {state.value: 0 for state in MessageState}
+    counts.update({row[0]: int(row[1]) for row in rows})
+    return counts
+
+
+async def count_unfinished(sessions: SessionFactory, queued_by: datetime | None = None) -> int:
+    """Messages still queued or being sent (with `queued_by`: those queued by then)."""
+    stmt = select(func.count()).where(
+        OUTBOX.c.state.in_([MessageState.queued.value, MessageState.sending.value])
+    )
+    if queued_by is not None:
+        stmt = stmt.where(OUTBOX.c.created_at <= queued_by)
+    async with sessions() as session:
+        return int((await fetch_rows(session, stmt))[0][0])

@@ -1,0 +1,796 @@
+"""The sender: empties the outbox as fast as Telegram allows, and no faster.
+
+Limits: at most `send_rate` messages a second from this process (with N sender processes set
+SEND_RATE to Telegram's limit / N), at least `private_interval` between two messages to one
+chat and at most `group_per_minute` to one group (as one message every 60/N s). Per-chat
+pacing is kept in the database, so processes share it: `chat.next_send_at` holds the chat
+while a message to it is in flight (until the claim's lease ends) and is then set to the
+time Telegram answered plus the chat's interval.
+
+Errors:
+- RetryAfter: the message goes back to the queue for exactly `retry_after`, its attempts
+  untouched. For a private chat the 429 is taken as the global flood limit (we already keep
+  every private chat under 1/s), so this process also pauses all sending for `retry_after`;
+  for a group it is taken as the group's 20-a-minute limit and only that group waits.
+- Forbidden, BadRequest "chat not found": the chat becomes inactive, its queue is dropped.
+- ChatMigrated: the chat moves to the new id (merged into an existing row for that id),
+  the message is sent again there.
+- NetworkError, TimedOut, 5xx: retried with exponential backoff and jitter, then `failed`.
+- Any other BadRequest (e.g. can't parse entities): `failed` at once; retrying cannot help.
+
+Pipeline in one process: a claimer takes batches of due messages from the database, a
+dispatcher releases them at the global rate into concurrent requests (bounded), and a writer
+stores the outcomes in batches (one short transaction per batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import inspect
+import logging
+import math
+import random
+import re
+import ssl
+import sys
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Table, and_, bindparam, delete, exists, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import Bot, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.request import HTTPXRequest
+
+from bot.db import SessionFactory
+from bot.delivery.outbox import (
+    CHAT,
+    OUTBOX,
+    ClaimedMessage,
+    claim_due_messages,
+    count_unfinished,
+    fetch_rows,
+    next_due_at,
+)
+from bot.models import MessageState, metadata, utcnow
+
+log = logging.getLogger(__name__)
+
+if importlib.util.find_spec("sniffio") is None:
+    # httpcore imports sniffio on every request; when it is absent each failed import walks
+    # sys.path (~1 ms a request). None in sys.modules makes that ImportError instant.
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+
+MAX_ERROR_LENGTH = 500
+_TOKEN_RE = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
+SUBSCRIPTION: Table = metadata.tables["subscription"]
+
+
+class SenderSettings(Protocol):
+    """What the sender reads from bot.config.Settings."""
+
+    send_rate: float
+
+
+@dataclass(frozen=True)
+class DeliveryLimits:
+    """The sender's limits and timings; defaults are Telegram's, tests shrink them."""
+
+    send_rate: float = 25.0  # messages per second from this process, all chats together
+    private_interval: float = 1.0  # seconds between two messages to one chat
+    group_per_minute: int = 20  # messages a minute to one group, supergroup or channel
+    lease: float = 120.0  # seconds a claim is held before another sender may take it
+    backoff_base: float = 2.0  # first retry after a transient error, doubled each time
+    backoff_cap: float = 600.0
+    max_attempts: int = 8  # transient failures before the message is marked failed
+    concurrency: int = 0  # parallel requests; 0: from send_rate (half a second's worth)
+    batch_size: int = 0  # messages per claim; 0: from send_rate (half a second's worth)
+    lanes: int = -1  # connection pools of our own; -1: one per 2 workers, at most 8; 0: none
+    flush_interval: float = 0.05  # seconds the writer gathers outcomes before writing them
+    idle_poll: float = 2.0  # seconds between looks at the queue when nothing is due
+
+    @classmethod
+    def from_settings(cls, settings: SenderSettings, **overrides: Any) -> DeliveryLimits:
+        return cls(send_rate=float(settings.send_rate), **overrides)
+
+    @property
+    def group_interval(self) -> float:
+        return max(self.private_interval, 60.0 / self.group_per_minute)
+
+    @property
+    def workers(self) -> int:
+        return self.concurrency or max(4, min(64, math.ceil(self.send_rate * 0.25)))
+
+    @property
+    def lane_count(self) -> int:
+        return min(8, math.ceil(self.workers / 2)) if self.lanes < 0 else self.lanes
+
+    @property
+    def claim_size(self) -> int:
+        return self.batch_size or max(1, min(500, math.ceil(self.send_rate * 0.5)))
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before retry number `attempts` (1-based): base·2^(n-1), capped, jittered."""
+        delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempts - 1))
+        return float(delay * random.uniform(0.5, 1.0))
+
+
+@dataclass
+class DeliveryStats:
+    """What one sender did: messages sent, dropped (chat blocked or gone), failed, retried."""
+
+    sent: int = 0
+    blocked: int = 0
+    failed: int = 0
+    retried: int = 0
+    rate_limited: int = 0  # 429 answers
+    migrated: int = 0
+    elapsed: float = 0.0
+
+    def add(self, other: DeliveryStats) -> None:
+        for name in ("sent", "blocked", "failed", "retried", "rate_limited", "migrated"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(frozen=True)
+class DeliveryProgress:
+    """Passed to `on_progress` after each batch of outcomes is stored."""
+
+    stats: DeliveryStats  # totals of this sender so far
+    broadcast_ids: frozenset[int]  # broadcasts that had messages in this batch
+    finished_broadcast_ids: frozenset[int]  # broadcasts that have no message left to send
+
+
+ProgressCallback = Callable[[DeliveryProgress], Awaitable[None] | None]
+
+
+# Outcomes of one send, stored by the writer.
+@dataclass(frozen=True)
+class _Sent:
+    msg: ClaimedMessage
+    telegram_message_id: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """Back to the queue until `at`; `count_attempt` for transient errors, not for 429."""
+
+    msg: ClaimedMessage
+    at: datetime
+    reason: str
+    count_attempt: bool
+
+
+@dataclass(frozen=True)
+class _Failed:
+    msg: ClaimedMessage
+    reason: str
+
+
+@dataclass(frozen=True)
+class _ChatGone:
+    msg: ClaimedMessage
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Migrated:
+    msg: ClaimedMessage
+    new_telegram_id: int
+
+
+@dataclass(frozen=True)
+class _Released:
+    """Claimed but not sent (lease half over, or the sender is stopping): back to the queue."""
+
+    msg: ClaimedMessage
+
+
+_Outcome = _Sent | _Retry | _Failed | _ChatGone | _Migrated | _Released
+
+
+@dataclass
+class _Job:
+    msg: ClaimedMessage
+
+
+async def _open_lanes(
+    bot: Bot, count: int, workers: int, stack: contextlib.AsyncExitStack
+) -> list[Bot]:
+    """Bots like `bot` (same token and server), each with a small pool of connections.
+
+    httpcore's pool costs grow with the requests it juggles: 16 requests over 8 small pools
+    go about 2.5x faster than over one pool of 16. Without lanes, `bot` itself sends.
+    """
+    if count <= 0 or not isinstance(bot.request, HTTPXRequest):
+        return [bot]
+    base_url = bot.base_url.replace(bot.token, "{token}")
+    # one TLS context for all lanes: building one costs ~50 ms (it loads the CA bundle)
+    shared = {"verify": ssl.create_default_context()}
+    lanes = []
+    for _ in range(count):
+        request = HTTPXRequest(
+            connection_pool_size=math.ceil(workers / count) + 1,
+            pool_timeout=10.0,
+            httpx_kwargs=shared,
+        )
+        await request.initialize()
+        stack.push_async_callback(request.shutdown)
+        # only sendMessage goes through a lane: no getMe needed (Bot.initialize would call it)
+        lanes.append(Bot(token=bot.token, base_url=base_url, request=request))
+    return lanes
+
+
+def _is_sqlite(sessions: SessionFactory) -> bool:
+    bind = sessions.kw.get("bind")
+    return bind is not None and bind.dialect.name == "sqlite"
+
+
+def _one_line(text: str) -> str:
+    """An error for `last_error`: one line, bounded, and never a bot token (URLs carry it)."""
+    return _TOKEN_RE.sub("[token]", " ".join(text.split()))[:MAX_ERROR_LENGTH]
+
+
+def _retry_after_seconds(exc: RetryAfter) -> float:
+    # PTB 22 keeps a timedelta; the public property may warn about its future type
+    value = getattr(exc, "_retry_after", None)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    public = exc.retry_after
+    return public.total_seconds() if isinstance(public, timedelta) else float(public)
+
+
+def _is_chat_gone(exc: BadRequest) -> bool:
+    text = exc.message.lower()
+    return "chat not found" in text or "peer_id_invalid" in text or "user not found" in text
+
+
+@dataclass
+class _Pipeline:
+    """State of one run of the sender (run() or drain())."""
+
+    stop: asyncio.Event
+    until_idle: bool
+    started_at: datetime = field(default_factory=utcnow)
+    backlog: deque[_Job] = field(default_factory=deque)
+    results: list[_Outcome] = field(default_factory=list)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    more_work: asyncio.Event = field(default_factory=asyncio.Event)
+    results_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Sender:
+    """Sends the outbox to Telegram within its limits; see the module docstring."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        bot: Bot,
+        settings: SenderSettings,
+        *,
+        on_progress: ProgressCallback | None = None,
+        limits: DeliveryLimits | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._bot = bot
+        self.limits = limits or DeliveryLimits.from_settings(settings)
+        self._on_progress = on_progress
+        self.stats = DeliveryStats()
+        self._wake = asyncio.Event()
+        self._next_slot = 0.0  # loop time of the next global send slot
+        self._paused_until = 0.0  # loop time until which a flood 429 pauses everything
+        self._touched_broadcasts: set[int] = set()
+        self._done_checked_at: dict[int, float] = {}
+        self._lanes: list[Bot] = [bot]
+        self._dispatched = 0  # sends started, for the claim size
+        self._dispatch_samples: deque[tuple[float, int]] = deque()
+        self._link_preview = LinkPreviewOptions(is_disabled=True)
+        # SQLite has one writer: claimer and writer taking turns beats them waiting on its lock
+        self._db_turn: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if _is_sqlite(sessions) else contextlib.nullcontext()
+        )
+
+    def wake(self) -> None:
+        """Something was just enqueued: look at the queue now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sends until `stop` is set; then finishes the requests in flight and returns."""
+        await self._pump(_Pipeline(stop=stop, until_idle=False))
+
+    async def drain(self, timeout: float | None = None) -> DeliveryStats:  # noqa: ASYNC109
+        """Sends until nothing is due (or `timeout`); the stats of this drain.
+
+        Waits for every message queued before the drain started, retries (backoff, 429)
+        included; messages queued meanwhile may be sent too but are not waited for.
+        """
+        before = replace(self.stats)
+        started = asyncio.get_running_loop().time()
+        pipeline = _Pipeline(stop=asyncio.Event(), until_idle=True)
+        pump = asyncio.create_task(self._pump(pipeline))
+        try:
+            await asyncio.wait_for(asyncio.shield(pipeline.idle.wait()), timeout)
+        except TimeoutError:
+            log.warning("drain stopped after %.1f s with messages still queued", timeout)
+        finally:
+            pipeline.stop.set()
+            await pump
+        drained = DeliveryStats(elapsed=asyncio.get_running_loop().time() - started)
+        for name in ("sent", "blocked", "failed", "retried", "rate_limited", "migrated"):
+            setattr(drained, name, getattr(self.stats, name) - getattr(before, name))
+        return drained
+
+    # --- the pipeline -------------------------------------------------------------------
+
+    async def _pump(self, p: _Pipeline) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            self._lanes = await _open_lanes(
+                self._bot, self.limits.lane_count, self.limits.workers, stack
+            )
+            await self._pump_with_lanes(p)
+
+    async def _pump_with_lanes(self, p: _Pipeline) -> None:
+        semaphore = asyncio.Semaphore(self.limits.workers)
+        claimer = asyncio.create_task(self._claim_loop(p))
+        writer = asyncio.create_task(self._write_loop(p))
+        dispatcher = asyncio.create_task(self._dispatch_forever(p, semaphore))
+        await p.stop.wait()
+        for task in (claimer, dispatcher):
+            task.cancel()
+        await asyncio.gather(claimer, dispatcher, return_exceptions=True)
+        if p.tasks:
+            await asyncio.gather(*p.tasks, return_exceptions=True)
+        p.results.extend(_Released(job.msg) for job in p.backlog)
+        p.backlog.clear()
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        await self._flush_until_stored(p)
+        touched = set(self._touched_broadcasts)
+        if finished := await self._finish_broadcasts(touched, p):
+            await self._report_progress(touched, finished)
+
+    async def _claim_loop(self, p: _Pipeline) -> None:
+        limits = self.limits
+        while True:
+            try:
+                if len(p.backlog) > limits.claim_size // 2:
+                    p.more_work.clear()
+                    await p.more_work.wait()
+                    continue
+                self._wake.clear()
+                size = self._claim_size(asyncio.get_running_loop().time())
+                async with self._db_turn:
+                    now = utcnow()
+                    lease = timedelta(seconds=limits.lease)
+                    claimed = await claim_due_messages(self._sessions, size, now, lease)
+                if claimed:
+                    p.backlog.extend(_Job(msg) for msg in claimed)
+                    p.more_work.set()
+                    continue
+                await self._wait_for_due(p, now)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("claiming messages failed; trying again shortly")
+                await asyncio.sleep(1.0)
+
+    def _claim_size(self, loop_now: float) -> int:
+        """Half a second's worth at the rate we actually reach (not more: claims are leases)."""
+        samples = self._dispatch_samples
+        samples.append((loop_now, self._dispatched))
+        while len(samples) > 2 and samples[0][0] < loop_now - 3.0:
+            samples.popleft()
+        (t0, n0), (t1, n1) = samples[0], samples[-1]
+        reached = (n1 - n0) / (t1 - t0) if t1 - t0 > 0.5 else 0.0
+        floor = min(self.limits.claim_size, 2 * self.limits.workers)
+        return max(floor, min(self.limits.claim_size, math.ceil(reached * 0.5)))
+
+    async def _wait_for_due(self, p: _Pipeline, now: datetime) -> None:
+        """Nothing claimable: sleep until the next message is due, a wake() or the poll."""
+        timeout = self.limits.idle_poll
+        if self._touched_broadcasts and not p.backlog and not p.tasks:
+            # the last outcomes of a broadcast may have come between two checks
+            touched = set(self._touched_broadcasts)
+            if finished := await self._finish_broadcasts_now_and_then(touched, p):
+                await self._report_progress(touched, finished)
+        quiet = not p.backlog and not p.tasks and not p.results
+        if p.until_idle and quiet and await count_unfinished(self._sessions, p.started_at) == 0:
+            p.idle.set()
+            p.stop.set()
+            return
+        due = await next_due_at(self._sessions, now)
+        if due is not None:
+            timeout = min(timeout, max(0.01, (due - utcnow()).total_seconds()))
+        if p.tasks or p.results:
+            timeout = min(timeout, 0.05)  # an outcome may free a chat or finish the queue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _dispatch_forever(self, p: _Pipeline, semaphore: asyncio.Semaphore) -> None:
+        while True:
+            try:
+                await self._dispatch_loop(p, semaphore)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatching messages failed; going on")
+                await asyncio.sleep(1.0)
+
+    async def _dispatch_loop(self, p: _Pipeline, semaphore: asyncio.Semaphore) -> None:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.limits.send_rate
+        half_lease = timedelta(seconds=self.limits.lease / 2)
+        while True:
+            if not p.backlog:
+                p.more_work.clear()
+                await p.more_work.wait()
+                continue
+            await semaphore.acquire()
+            try:
+                now = loop.time()
+                # a late wake-up may catch up one interval, never more (no bursts)
+                self._next_slot = max(self._next_slot, now - interval)
+                start = max(self._next_slot, self._paused_until)
+                if start > now:
+                    await asyncio.sleep(start - now)
+                    if self._paused_until > start:  # a 429 arrived while we waited
+                        semaphore.release()
+                        continue
+                self._next_slot = max(start, self._next_slot) + interval
+                job = p.backlog.popleft()
+            except BaseException:
+                semaphore.release()
+                raise
+            if len(p.backlog) <= self.limits.claim_size // 2:
+                p.more_work.set()
+            if utcnow() >= job.msg.claimed_until - half_lease:
+                # another sender may take it soon: never start a send that late
+                semaphore.release()
+                self._add_result(p, _Released(job.msg))
+                continue
+            self._dispatched += 1
+            task = asyncio.create_task(self._send(p, job, semaphore))
+            p.tasks.add(task)
+            task.add_done_callback(p.tasks.discard)
+
+    async def _send(self, p: _Pipeline, job: _Job, semaphore: asyncio.Semaphore) -> None:
+        msg = job.msg
+        outcome: _Outcome
+        try:
+            lane = self._lanes[msg.id % len(self._lanes)]
+            sent = await lane.send_message(
+                chat_id=msg.telegram_chat_id,
+                text=msg.text,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=self._link_preview,
+                message_thread_id=msg.thread_id or None,
+            )
+            at = utcnow()
+            outcome = _Sent(msg, sent.message_id, at)
+        except RetryAfter as exc:
+            wait = _retry_after_seconds(exc)
+            if not msg.is_group:
+                loop_time = asyncio.get_running_loop().time()
+                self._paused_until = max(self._paused_until, loop_time + wait)
+            outcome = _Retry(msg, utcnow() + timedelta(seconds=wait), _one_line(str(exc)), False)
+        except ChatMigrated as exc:
+            outcome = _Migrated(msg, exc.new_chat_id)
+        except Forbidden as exc:
+            outcome = _ChatGone(msg, _one_line(exc.message))
+        except BadRequest as exc:
+            if _is_chat_gone(exc):
+                outcome = _ChatGone(msg, _one_line(exc.message))
+            else:
+                outcome = _Failed(msg, _one_line(exc.message))
+        except (TelegramError, OSError, TimeoutError) as exc:  # NetworkError, TimedOut, 5xx
+            outcome = self._transient(msg, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug must not stop the sender; the message is retried
+            log.exception("unexpected error sending message %s", msg.id)
+            outcome = self._transient(msg, f"{type(exc).__name__}: {exc}")
+        finally:
+            semaphore.release()
+        self._add_result(p, outcome)
+
+    def _transient(self, msg: ClaimedMessage, reason: str) -> _Outcome:
+        attempts = msg.attempts + 1
+        if attempts >= self.limits.max_attempts:
+            return _Failed(replace(msg, attempts=attempts - 1), _one_line(f"gave up: {reason}"))
+        delay = self.limits.backoff(attempts)
+        return _Retry(msg, utcnow() + timedelta(seconds=delay), _one_line(reason), True)
+
+    def _add_result(self, p: _Pipeline, outcome: _Outcome) -> None:
+        p.results.append(outcome)
+        p.results_ready.set()
+
+    # --- storing outcomes ---------------------------------------------------------------
+
+    async def _write_loop(self, p: _Pipeline) -> None:
+        while True:
+            await p.results_ready.wait()
+            # gather outcomes for a moment: one transaction for many messages
+            await asyncio.sleep(self.limits.flush_interval)
+            p.results_ready.clear()
+            try:
+                await self._flush(p)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("storing send results failed; trying again shortly")
+                await asyncio.sleep(1.0)
+                p.results_ready.set()
+
+    async def _flush_until_stored(self, p: _Pipeline) -> None:
+        for attempt in range(10):
+            try:
+                await self._flush(p)
+                return
+            except Exception:
+                log.exception("storing send results failed (attempt %d)", attempt + 1)
+                await asyncio.sleep(min(5.0, 0.5 * 2**attempt))
+
+    async def _flush(self, p: _Pipeline) -> None:
+        if not p.results:
+            return
+        batch, p.results = p.results, []
+        try:
+            async with self._db_turn:
+                stats = await self._store(batch)
+        except BaseException:
+            p.results[:0] = batch  # keep them for the next try
+            raise
+        self.stats.add(stats)
+        broadcasts = {o.msg.broadcast_id for o in batch if o.msg.broadcast_id is not None}
+        self._touched_broadcasts |= broadcasts
+        self._wake.set()  # stored outcomes may free chats for the claimer
+        finished = await self._finish_broadcasts_now_and_then(broadcasts, p)
+        if broadcasts or stats.sent or stats.failed:
+            await self._report_progress(broadcasts, finished)
+
+    async def _finish_broadcasts_now_and_then(self, broadcasts: set[int], p: _Pipeline) -> set[int]:
+        """_finish_broadcasts, asking about each broadcast at most once a second (it scans rows)."""
+        now = asyncio.get_running_loop().time()
+        due = {b for b in broadcasts if now - self._done_checked_at.get(b, 0.0) >= 1.0}
+        if not due:
+            return set()
+        self._done_checked_at.update(dict.fromkeys(due, now))
+        return await self._finish_broadcasts(due, p)
+
+    async def _report_progress(self, broadcasts: set[int], finished: set[int]) -> None:
+        if self._on_progress is not None:
+            progress = DeliveryProgress(
+                replace(self.stats), frozenset(broadcasts), frozenset(finished)
+            )
+            try:
+                result = self._on_progress(progress)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("on_progress callback failed")
+
+    async def _finish_broadcasts(self, broadcast_ids: set[int], p: _Pipeline) -> set[int]:
+        from bot.delivery.broadcast import finish_broadcast_if_done
+
+        finished = set()
+        for broadcast_id in broadcast_ids:
+            try:
+                if await finish_broadcast_if_done(self._sessions, broadcast_id):
+                    finished.add(broadcast_id)
+            except Exception:
+                log.exception("could not check whether broadcast %s is done", broadcast_id)
+        self._touched_broadcasts -= finished
+        return finished
+
+    async def _pace_chats(
+        self, session: AsyncSession, sends: list[tuple[ClaimedMessage, datetime]]
+    ) -> None:
+        """Frees each chat for its next message one interval (1 s, 3 s for groups) after `at`."""
+        private = timedelta(seconds=self.limits.private_interval)
+        group = timedelta(seconds=self.limits.group_interval)
+        await _set_next_send(
+            session, [(msg.chat_id, at + (group if msg.is_group else private)) for msg, at in sends]
+        )
+
+    async def _store(self, batch: list[_Outcome]) -> DeliveryStats:
+        """Writes a batch of outcomes in one transaction; returns what they count for."""
+        stats = DeliveryStats()
+        sent = [o for o in batch if isinstance(o, _Sent)]
+        retries = [o for o in batch if isinstance(o, _Retry)]
+        failed = [o for o in batch if isinstance(o, _Failed)]
+        released = [o for o in batch if isinstance(o, _Released)]
+        gone = [o for o in batch if isinstance(o, _ChatGone)]
+        migrated = [o for o in batch if isinstance(o, _Migrated)]
+        mine = and_(
+            OUTBOX.c.id == bindparam("b_id"),
+            OUTBOX.c.state == MessageState.sending.value,
+            OUTBOX.c.claimed_until == bindparam("b_lease"),
+        )
+        async with self._sessions() as session:
+            if sent:
+                await session.exec(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id == bindparam("b_id"))
+                    .values(
+                        state=MessageState.sent.value,
+                        sent_at=bindparam("b_at"),
+                        telegram_message_id=bindparam("b_mid"),
+                        claimed_until=None,
+                    ),
+                    params=[
+                        {"b_id": o.msg.id, "b_at": o.at, "b_mid": o.telegram_message_id}
+                        for o in sent
+                    ],
+                )
+                # the chat's next message: the chat's interval after this one really went
+                await self._pace_chats(session, [(o.msg, o.at) for o in sent])
+                stats.sent += len(sent)
+            if retries:
+                await session.exec(
+                    update(OUTBOX)
+                    .where(mine)
+                    .values(
+                        state=MessageState.queued.value,
+                        not_before=bindparam("b_at"),
+                        attempts=bindparam("b_attempts"),
+                        last_error=bindparam("b_reason"),
+                        claimed_until=None,
+                    ),
+                    params=[
+                        {
+                            "b_id": o.msg.id,
+                            "b_lease": o.msg.claimed_until,
+                            "b_at": o.at,
+                            "b_attempts": o.msg.attempts + (1 if o.count_attempt else 0),
+                            "b_reason": o.reason,
+                        }
+                        for o in retries
+                    ],
+                )
+                # the chat waits too, and its later messages wait behind this one (same
+                # not_before, higher id), so a retried message is never overtaken
+                retry_params = [{"b_chat": o.msg.chat_id, "b_at": o.at} for o in retries]
+                await session.exec(
+                    update(CHAT)
+                    .where(CHAT.c.id == bindparam("b_chat"))
+                    .values(next_send_at=bindparam("b_at")),
+                    params=retry_params,
+                )
+                await session.exec(
+                    update(OUTBOX)
+                    .where(
+                        OUTBOX.c.chat_id == bindparam("b_chat"),
+                        OUTBOX.c.state == MessageState.queued.value,
+                        OUTBOX.c.not_before < bindparam("b_at"),
+                    )
+                    .values(not_before=bindparam("b_at")),
+                    params=retry_params,
+                )
+                stats.retried += len(retries)
+                stats.rate_limited += sum(1 for o in retries if not o.count_attempt)
+            if failed:
+                await session.exec(
+                    update(OUTBOX)
+                    .where(mine)
+                    .values(
+                        state=MessageState.failed.value,
+                        attempts=bindparam("b_attempts"),
+                        last_error=bindparam("b_reason"),
+                        claimed_until=None,
+                    ),
+                    params=[
+                        {
+                            "b_id": o.msg.id,
+                            "b_lease": o.msg.claimed_until,
+                            "b_attempts": o.msg.attempts + 1,
+                            "b_reason": o.reason,
+                        }
+                        for o in failed
+                    ],
+                )
+                await self._pace_chats(session, [(o.msg, utcnow()) for o in failed])
+                stats.failed += len(failed)
+            if released:
+                await session.exec(
+                    update(OUTBOX)
+                    .where(mine)
+                    .values(state=MessageState.queued.value, claimed_until=None),
+                    params=[{"b_id": o.msg.id, "b_lease": o.msg.claimed_until} for o in released],
+                )
+                await session.exec(
+                    update(CHAT).where(CHAT.c.id == bindparam("b_chat")).values(next_send_at=None),
+                    params=[{"b_chat": o.msg.chat_id} for o in released],
+                )
+            for gone_chat in gone:
+                stats.blocked += await _deactivate_chat(
+                    session, gone_chat.msg.chat_id, gone_chat.reason
+                )
+            for move in migrated:
+                await _migrate_chat(session, move.msg, move.new_telegram_id)
+                stats.migrated += 1
+            await session.commit()
+        if gone:
+            log.info("%d chats blocked the bot or are gone; their messages were dropped", len(gone))
+        return stats
+
+
+async def _set_next_send(session: AsyncSession, times: list[tuple[int, datetime]]) -> None:
+    if times:
+        await session.exec(
+            update(CHAT)
+            .where(CHAT.c.id == bindparam("b_chat"))
+            .values(next_send_at=bindparam("b_next")),
+            params=[{"b_chat": chat_id, "b_next": at} for chat_id, at in times],
+        )
+
+
+async def _deactivate_chat(session: AsyncSession, chat_id: int, reason: str) -> int:
+    """Marks the chat inactive and drops its unsent messages; returns how many were dropped."""
+    await session.exec(
+        update(CHAT).where(CHAT.c.id == chat_id).values(active=False, updated_at=utcnow())
+    )
+    result = await session.exec(
+        update(OUTBOX)
+        .where(
+            OUTBOX.c.chat_id == chat_id,
+            OUTBOX.c.state.in_([MessageState.queued.value, MessageState.sending.value]),
+        )
+        .values(state=MessageState.dropped.value, last_error=reason, claimed_until=None)
+    )
+    return int(result.rowcount or 0)
+
+
+async def _migrate_chat(session: AsyncSession, msg: ClaimedMessage, new_telegram_id: int) -> None:
+    """The group became a supergroup: the chat takes its new id (merged into an existing row
+    for that id, if any), and the message goes back to the queue to be sent there."""
+    found = await fetch_rows(
+        session, select(CHAT.c.id).where(CHAT.c.telegram_id == new_telegram_id)
+    )
+    existing = found[0] if found else None
+    target = msg.chat_id
+    if existing is None:
+        await session.exec(
+            update(CHAT)
+            .where(CHAT.c.id == msg.chat_id)
+            .values(telegram_id=new_telegram_id, type="supergroup", updated_at=utcnow())
+        )
+    elif existing[0] != msg.chat_id:
+        target = existing[0]
+        # subscriptions the new row already has would break the unique constraint: drop ours
+        other = SUBSCRIPTION.alias("other")
+        await session.exec(
+            delete(SUBSCRIPTION).where(
+                SUBSCRIPTION.c.chat_id == msg.chat_id,
+                exists().where(
+                    other.c.chat_id == target,
+                    other.c.thread_id == SUBSCRIPTION.c.thread_id,
+                    other.c.topic_id == SUBSCRIPTION.c.topic_id,
+                ),
+            )
+        )
+        await session.exec(
+            update(SUBSCRIPTION).where(SUBSCRIPTION.c.chat_id == msg.chat_id).values(chat_id=target)
+        )
+        await session.exec(
+            update(OUTBOX).where(OUTBOX.c.chat_id == msg.chat_id).values(chat_id=target)
+        )
+        await session.exec(
+            update(CHAT).where(CHAT.c.id == target).values(active=True, updated_at=utcnow())
+        )
+        await session.exec(delete(CHAT).where(CHAT.c.id == msg.chat_id))
+    await session.exec(
+        update(OUTBOX)
+        .where(OUTBOX.c.id == msg.id)
+        .values(state=MessageState.queued.value, not_before=utcnow(), claimed_until=None)
+    )
+    await session.exec(update(CHAT).where(CHAT.c.id == target).values(next_send_at=None))
+    log.info("chat %s migrated to a supergroup", target)
+
+
+__all__ = ["DeliveryLimits", "DeliveryProgress", "DeliveryStats", "Sender"]

@@ -1,0 +1,88 @@
+"""The whole pipeline as a subscriber sees it: a feed changes, and each follower gets one digest.
+
+feed server → poll → store → match → digest tick → outbox → sender → Bot API double,
+on SQLite and on PostgreSQL, with Telegram's per-chat and per-group flood limits on.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from bot.db import SessionFactory
+from bot.delivery.sender import DeliveryLimits, Sender
+from bot.digest.service import queue_due_digests
+from bot.feeds.poller import poll_all_feeds, sync_configured_feeds
+from bot.subscriptions import register_chat, subscribe
+from tests.doubles.feed_server import FeedServer, rss
+from tests.doubles.telegram_api import BotAPIDouble
+
+CHATS = 500
+
+
+def _releases(feeds_dir: Path, suffix: str) -> bytes:
+    """The HK seed feed's two releases under new links and guids: the same text, new news."""
+    body = (feeds_dir / "hk-gia-general-en-seed.xml").read_text(encoding="utf-8")
+    return re.sub(r"(P\d{10,})", lambda m: m.group(1) + suffix, body).encode("utf-8")
+
+
+@pytest.fixture
+def settings(sqlite_url: str) -> Settings:
+    return Settings(
+        bot_token="123456:TEST-token-abcdefghijklmnopqrstuvwxyz",
+        database_url=sqlite_url,
+        fetch_timeout=10,
+        send_rate=400,
+    )
+
+
+async def test_each_follower_gets_exactly_one_valid_digest_of_what_is_new(
+    any_sessions: SessionFactory, settings: Settings, feeds_dir: Path
+) -> None:
+    async with FeedServer() as feeds, BotAPIDouble(
+        flood_limits=True, global_per_second=1000, chat_burst=1
+    ) as api:
+        url = feeds.add_feed("/general_en.xml", _releases(feeds_dir, ""), etag='"v1"')
+        await sync_configured_feeds(any_sessions, [url])
+
+        # what the feed holds before anyone follows it is not news
+        [first] = await poll_all_feeds(any_sessions, settings)
+        assert (first.status, first.new) == ("ok", 2)
+
+        followers: dict[int, str] = {}
+        for n in range(CHATS):
+            telegram_id = 10_000 + n if n % 10 else -100_000 - n  # every tenth is a group
+            kind = "private" if telegram_id > 0 else "supergroup"
+            chat = await register_chat(any_sessions, telegram_id, kind, None, "en", settings)
+            query = "customs" if n % 2 else '"national security"'
+            await subscribe(any_sessions, chat, 0, query, settings.max_subscriptions)
+            followers[telegram_id] = query
+        assert await queue_due_digests(any_sessions, force=True) == 0
+
+        # the feed publishes both releases again under new links: two new releases
+        feeds.set_feed_body("/general_en.xml", _releases(feeds_dir, "1"), etag='"v2"')
+        [second] = await poll_all_feeds(any_sessions, settings)
+        assert (second.status, second.new) == ("ok", 2)
+
+        assert await queue_due_digests(any_sessions, force=True) == CHATS
+        async with api.ptb_bot() as bot:
+            sender = Sender(any_sessions, bot, settings, limits=DeliveryLimits(send_rate=400))
+            stats = await sender.drain(timeout=120)
+        assert stats.sent == CHATS and stats.failed == 0
+
+        for telegram_id, query in followers.items():
+            [digest] = api.messages_to(telegram_id)
+            assert digest.link_preview_disabled
+            if query == "customs":
+                assert "e-commerce" in digest.text.lower()
+                assert "national security" not in digest.text.lower()
+            else:
+                assert "national security" in digest.text.lower()
+        assert not [c for c in api.calls if c.method == "sendMessage" and c.status == 400]
+        assert api.spec_violations == []
+
+        # nothing new since: no second digest
+        assert await queue_due_digests(any_sessions, force=True) == 0
