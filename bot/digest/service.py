@@ -74,6 +74,9 @@ class _MatchedRelease:
     item: DigestItem
     topic_id: int
     first_seen_at: datetime
+    # when the release became a match of the topic: the digest window is on this, so a
+    # release stored before a digest but matched after it is in the next one, not lost
+    matched_at: datetime
 
 
 @dataclass
@@ -84,14 +87,15 @@ class _Followed:
     label: str
     canonical: str
     query_text: str
-    since: datetime  # releases first seen after this are news to the subscriber
+    since: datetime  # matches made after this are news to the subscriber
+    subscribed_at: datetime  # releases first seen before the subscription are backlog
 
 
 @dataclass
 class _Digest:
     sections: list[DigestSection] = field(default_factory=list)
     total: int = 0
-    newest_seen: datetime | None = None  # latest first_seen_at among its releases
+    newest_seen: datetime | None = None  # latest matched_at among its releases
 
 
 def _chunks(ids: Sequence[ItemT]) -> Iterable[Sequence[ItemT]]:
@@ -123,7 +127,9 @@ async def _followed_by_thread(
             chat = by_id[sub.chat_id]
             since = _window_start(chat, sub.created_at, after_last_digest=after_last_digest)
             result[sub.chat_id][sub.thread_id].append(
-                _Followed(topic.id, topic.label, topic.query, sub.query_text, since)
+                _Followed(
+                topic.id, topic.label, topic.query, sub.query_text, since, as_utc(sub.created_at)
+            )
             )
     return result
 
@@ -136,23 +142,23 @@ async def _matches_by_topic(
     seen_until: datetime | None = None,
     release_ids: Sequence[int] | None = None,
 ) -> dict[int, list[_MatchedRelease]]:
-    """Announced releases matched to these topics, by topic, in a first-seen window or by id."""
+    """Announced releases matched to these topics, by topic, in a matched-at window or by id."""
     result: dict[int, list[_MatchedRelease]] = defaultdict(list)
     id_chunks = list(_chunks(release_ids)) if release_ids is not None else [None]
     for topics in _chunks(topic_ids):
         for releases in id_chunks:
             query = (
-                select(Match.topic_id, Match.in_title, Release)
+                select(Match.topic_id, Match.in_title, Match.matched_at, Release)
                 .join(Release, col(Release.id) == col(Match.release_id))
                 .where(col(Match.topic_id).in_(topics), col(Release.announce).is_(True))
             )
             if seen_after is not None:
-                query = query.where(col(Release.first_seen_at) > seen_after)
+                query = query.where(col(Match.matched_at) > seen_after)
             if seen_until is not None:
-                query = query.where(col(Release.first_seen_at) <= seen_until)
+                query = query.where(col(Match.matched_at) <= seen_until)
             if releases is not None:
                 query = query.where(col(Match.release_id).in_(releases))
-            for topic_id, in_title, release in await session.exec(query):
+            for topic_id, in_title, matched_at, release in await session.exec(query):
                 assert release.id is not None
                 item = DigestItem(
                     release_id=release.id,
@@ -163,7 +169,9 @@ async def _matches_by_topic(
                     in_title=in_title,
                 )
                 result[topic_id].append(
-                    _MatchedRelease(item, topic_id, as_utc(release.first_seen_at))
+                    _MatchedRelease(
+                        item, topic_id, as_utc(release.first_seen_at), as_utc(matched_at)
+                    )
                 )
     return result
 
@@ -178,14 +186,14 @@ def _build_digest(followed: list[_Followed], matches: dict[int, list[_MatchedRel
     newest_seen: datetime | None = None
     for position, topic in enumerate(by_specificity):
         for matched in matches.get(topic.topic_id, ()):
-            if matched.first_seen_at <= topic.since:
+            if matched.matched_at <= topic.since or matched.first_seen_at <= topic.subscribed_at:
                 continue
             rank = (not matched.item.in_title, position)  # a title match first
             current = best.get(matched.item.release_id)
             if current is None or rank < current[0]:
                 best[matched.item.release_id] = (rank, topic, matched.item)
-            if newest_seen is None or matched.first_seen_at > newest_seen:
-                newest_seen = matched.first_seen_at
+            if newest_seen is None or matched.matched_at > newest_seen:
+                newest_seen = matched.matched_at
     by_topic: dict[int, tuple[_Followed, list[DigestItem]]] = {}
     for _rank, topic, item in best.values():
         by_topic.setdefault(topic.topic_id, (topic, []))[1].append(item)

@@ -86,7 +86,12 @@ class World:
         for topic in topics:
             assert topic.id is not None
             await self._add(
-                Match(release_id=release.id, topic_id=topic.id, in_title=topic in in_title)
+                Match(
+                    release_id=release.id,
+                    topic_id=topic.id,
+                    in_title=topic in in_title,
+                    matched_at=seen,  # matched as it is stored
+                )
             )
         return release
 
@@ -342,6 +347,29 @@ async def test_digest_now_sends_everything_since_the_last_digest(world: World) -
     texts = [visible_text(m.text) for m in await world.outbox()]
     assert "rhino" in texts[-1] and "ivory" not in texts[-1]
     assert utc((await world.reload(chat)).next_digest_at) == TOMORROW  # schedule untouched
+
+
+async def test_a_release_stored_before_a_digest_but_matched_after_it_is_not_lost(
+    world: World,
+) -> None:
+    chat = await world.chat(next_digest_at=TOMORROW)
+    customs, tax = await world.topic("customs"), await world.topic("tax")
+    await world.follow(chat, customs)
+    await world.follow(chat, tax)
+    await world.release("Customs seizes cigarettes", customs)
+    # stored an hour ago, but the matcher only gets to it after the next digest has gone
+    late = await world.release("Salaries tax rebate", seen=NOW - timedelta(hours=1))
+    assert chat.id is not None and late.id is not None and tax.id is not None
+
+    first = await queue_digest_now(world.sessions, chat.id, NOW)
+    assert first.releases == 1
+    await world._add(
+        Match(release_id=late.id, topic_id=tax.id, matched_at=NOW + timedelta(minutes=1))
+    )
+
+    second = await queue_digest_now(world.sessions, chat.id, NOW + timedelta(minutes=5))
+    assert second.releases == 1
+    assert "Salaries tax rebate" in visible_text((await world.outbox())[-1].text)
 
 
 async def test_digest_now_for_a_chat_that_follows_nothing(world: World) -> None:
