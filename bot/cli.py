@@ -11,8 +11,8 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any
 from dataclasses import asdict
+from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.db import SessionFactory, migrate, open_database

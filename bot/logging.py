@@ -47,3 +47,5 @@ def setup_logging(level: str, settings: Settings | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # alembic says "Context impl SQLiteImpl." on every command; bot.db logs real migrations
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -1,4 +1,4 @@
-"""`press-digest` exit statuses and messages: 0 success, 2 usage/configuration (one line), 1 else."""
+"""`press-digest` exit statuses and messages: 0 success, 2 usage or configuration, 1 else."""
 
 from __future__ import annotations
 
@@ -44,7 +44,11 @@ def test_lists_are_read_with_commas_or_spaces(workdir: Path, monkeypatch) -> Non
     monkeypatch.setenv("FEEDS", "http://a.example/rss, https://b.example/feed\nhttp://c.example/x")
     monkeypatch.setenv("ADMIN_IDS", "1, 22,333")
     settings = load_settings()
-    assert settings.feeds == ["http://a.example/rss", "https://b.example/feed", "http://c.example/x"]
+    assert settings.feeds == [
+        "http://a.example/rss",
+        "https://b.example/feed",
+        "http://c.example/x",
+    ]
     assert settings.admin_ids == [1, 22, 333]
 
 

@@ -17,7 +17,7 @@ from bot.delivery.sender import DeliveryLimits, Sender
 from bot.digest.service import queue_due_digests
 from bot.feeds.poller import poll_all_feeds, sync_configured_feeds
 from bot.subscriptions import register_chat, subscribe
-from tests.doubles.feed_server import FeedServer, rss
+from tests.doubles.feed_server import FeedServer
 from tests.doubles.telegram_api import BotAPIDouble
 
 CHATS = 500
@@ -42,9 +42,10 @@ def settings(sqlite_url: str) -> Settings:
 async def test_each_follower_gets_exactly_one_valid_digest_of_what_is_new(
     any_sessions: SessionFactory, settings: Settings, feeds_dir: Path
 ) -> None:
-    async with FeedServer() as feeds, BotAPIDouble(
-        flood_limits=True, global_per_second=1000, chat_burst=1
-    ) as api:
+    async with (
+        FeedServer() as feeds,
+        BotAPIDouble(flood_limits=True, global_per_second=1000, chat_burst=1) as api,
+    ):
         url = feeds.add_feed("/general_en.xml", _releases(feeds_dir, ""), etag='"v1"')
         await sync_configured_feeds(any_sessions, [url])
 

@@ -27,14 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import inspect
 import logging
 import math
 import random
 import re
 import ssl
-import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -62,10 +60,6 @@ from bot.models import MessageState, metadata, utcnow
 
 log = logging.getLogger(__name__)
 
-if importlib.util.find_spec("sniffio") is None:
-    # httpcore imports sniffio on every request; when it is absent each failed import walks
-    # sys.path (~1 ms a request). None in sys.modules makes that ImportError instant.
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 MAX_ERROR_LENGTH = 500
 _TOKEN_RE = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")

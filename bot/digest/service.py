@@ -128,8 +128,13 @@ async def _followed_by_thread(
             since = _window_start(chat, sub.created_at, after_last_digest=after_last_digest)
             result[sub.chat_id][sub.thread_id].append(
                 _Followed(
-                topic.id, topic.label, topic.query, sub.query_text, since, as_utc(sub.created_at)
-            )
+                    topic.id,
+                    topic.label,
+                    topic.query,
+                    sub.query_text,
+                    since,
+                    as_utc(sub.created_at),
+                )
             )
     return result
 
