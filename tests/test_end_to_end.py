@@ -87,3 +87,41 @@ async def test_each_follower_gets_exactly_one_valid_digest_of_what_is_new(
 
         # nothing new since: no second digest
         assert await queue_due_digests(any_sessions, force=True) == 0
+
+
+async def test_the_command_line_polls_then_sends_each_follower_its_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], feeds_dir
+) -> None:
+    """`press-digest poll` then `press-digest send-digests --now`, as an operator runs them."""
+    import asyncio
+
+    from bot.cli import main
+    from bot.db import open_database
+
+    monkeypatch.chdir(tmp_path)
+    async with FeedServer() as feeds, BotAPIDouble() as api:
+        url = feeds.add_feed("/general_en.xml", _releases(feeds_dir, ""))
+        monkeypatch.setenv("FEEDS", url)
+        monkeypatch.setenv("BOT_TOKEN", api.token)
+        monkeypatch.setenv("TELEGRAM_API_URL", api.base_url)
+        monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'pd.db'}")
+        monkeypatch.setenv("LOG_LEVEL", "WARNING")
+
+        assert await asyncio.to_thread(main, ["poll"]) == 0
+        settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'pd.db'}")
+        async with open_database(settings.database_url) as (_, sessions):
+            chat = await register_chat(sessions, 777, "private", None, "zh-hant", settings)
+            await subscribe(sessions, chat, 0, "海關", settings.max_subscriptions)
+
+        feeds.set_feed_body("/general_en.xml", _releases(feeds_dir, "7"))
+        assert await asyncio.to_thread(main, ["poll"]) == 0
+        capsys.readouterr()
+        assert await asyncio.to_thread(main, ["send-digests", "--now"]) == 0
+        assert capsys.readouterr().out.strip().startswith("queued 1, sent 1, blocked 0, failed 0")
+        [digest] = api.messages_to(777)
+        assert "E-commerce" in digest.text  # 海關 follows Customs in English too
+        assert "摘要" in digest.text  # the chat speaks Chinese
+
+        assert await asyncio.to_thread(main, ["send-digests", "--now"]) == 0
+        assert capsys.readouterr().out.strip().startswith("queued 0, sent 0")
+        assert len(api.messages_to(777)) == 1
