@@ -118,14 +118,18 @@ async def enqueue(
     return result.first() is not None
 
 
-async def enqueue_many(session: AsyncSession, rows: Sequence[OutboxRow]) -> int:
-    """Queues many messages in the caller's transaction, in chunks; returns how many were new."""
+async def enqueue_many(session: AsyncSession, rows: Sequence[OutboxRow]) -> list[str | None]:
+    """Queues many messages in the caller's transaction, in chunks.
+
+    Returns the dedup keys of the rows really inserted (None for rows without one): a row
+    whose key another transaction queued first is not among them.
+    """
     now = utcnow()
-    inserted = 0
+    inserted: list[str | None] = []
     for start in range(0, len(rows), ENQUEUE_CHUNK):
         chunk = [_row_values(row, now) for row in rows[start : start + ENQUEUE_CHUNK]]
-        stmt = _insert_ignoring_duplicates(session).values(chunk).returning(OUTBOX.c.id)
-        inserted += len((await session.exec(stmt)).all())
+        stmt = _insert_ignoring_duplicates(session).values(chunk).returning(OUTBOX.c.dedup_key)
+        inserted.extend((await session.exec(stmt)).scalars())
     return inserted
 
 

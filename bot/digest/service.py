@@ -246,17 +246,19 @@ async def _enqueue_pending(
             select(OutboxMessage.dedup_key).where(col(OutboxMessage.dedup_key).in_(keys))
         )
         queued_before.update(key for key in rows if key is not None)
-    accepted = [p for p in pending if f"{p.key}:1" not in queued_before]
+    candidates = [p for p in pending if f"{p.key}:1" not in queued_before]
     rows_to_queue = []
-    for p in accepted:
+    for p in candidates:
         assert p.chat.id is not None
         for index, text in enumerate(p.parts, start=1):
             rows_to_queue.append(
                 OutboxRow(p.chat.id, text, kind, p.thread_id, dedup_key=f"{p.key}:{index}")
             )
-    if rows_to_queue:
-        await enqueue_many(session, rows_to_queue)
-    return accepted
+    if not rows_to_queue:
+        return []
+    # what this transaction really inserted: a racing worker may have won some keys since
+    inserted = set(await enqueue_many(session, rows_to_queue))
+    return [p for p in candidates if f"{p.key}:1" in inserted]
 
 
 async def _queue_chat_digests(

@@ -148,9 +148,8 @@ async def test_due_chat_gets_its_digest_once_even_when_the_tick_runs_twice(world
     assert utc(after.last_digest_at) == NOW
 
 
-async def test_concurrent_ticks_queue_each_digest_once(world: World, db_url: str) -> None:
-    if db_url.startswith("sqlite"):
-        pytest.skip("row locks (FOR UPDATE SKIP LOCKED) are PostgreSQL's; SQLite has one writer")
+async def test_concurrent_ticks_queue_each_digest_once(world: World) -> None:
+    """Row locks (SKIP LOCKED) on PostgreSQL; SQLite's single writer and the dedup keys there."""
     customs = await world.topic("customs")
     chats = [await world.chat() for _ in range(12)]
     for chat in chats:
