@@ -16,7 +16,6 @@ import io
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel, func, select
 
 import bot.pipeline
+from benchmarks.memory import peak_rss_mb
 from bot.config import Settings
 from bot.db import SessionFactory, create_engine, session_factory
 from bot.feeds.poller import poll_all_feeds, sync_configured_feeds
@@ -151,17 +151,6 @@ async def scratch_postgres() -> AsyncIterator[str]:
     finally:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory: VmHWM (ru_maxrss would include the parent's at fork)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory_child(feed_path: str) -> None:

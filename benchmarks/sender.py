@@ -8,7 +8,7 @@
 2. Telegram-like flood limits (30/s total, 1/s a chat, 20/min a group) with SEND_RATE=30:
    achieved rate and share of 429 answers (double in-process: 30/s is light work).
 3. memory: a subprocess with 100,000 chats runs confirm_broadcast (100,000 outbox rows) and
-   sends a 2,000-message slice of it; ru_maxrss of that process.
+   sends a 2,000-message slice of it; peak RSS (VmHWM) of that process.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
+from benchmarks.memory import peak_rss_mb
 from bot.config import Settings
 from bot.db import SessionFactory, create_engine, session_factory
 from bot.delivery.broadcast import queue_broadcast
@@ -169,15 +169,15 @@ async def flood_limited(messages: int) -> dict[str, object]:
 
 
 async def _broadcast_memory(chats: int, slice_size: int) -> None:
-    """Runs in its own process: prints ru_maxrss (MiB) before, after queueing, after sending."""
+    """Runs in its own process: prints peak RSS (MiB) before, after queueing, after sending."""
     with tempfile.TemporaryDirectory() as tmp:
         engine, sessions = await _fresh_database(f"sqlite+aiosqlite:///{tmp}/broadcast.db")
         await _add_chats(sessions, chats)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        before = peak_rss_mb()
         started = time.perf_counter()
         broadcast = await queue_broadcast(sessions, "<b>Maintenance</b> tonight", created_by=1)
         queued_in = time.perf_counter() - started
-        queued = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        queued = peak_rss_mb()
         proc, base_url, token = _start_double_process()
         try:
             limits = DeliveryLimits(send_rate=100_000, concurrency=12)
@@ -192,7 +192,7 @@ async def _broadcast_memory(chats: int, slice_size: int) -> None:
         finally:
             proc.kill()
             proc.wait()
-        sent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        sent = peak_rss_mb()
         print(
             broadcast.total,
             f"{before:.0f}",

@@ -259,6 +259,7 @@ class _Pipeline:
     more_work: asyncio.Event = field(default_factory=asyncio.Event)
     results_ready: asyncio.Event = field(default_factory=asyncio.Event)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: bool = False  # the writer stores what it has and returns
 
 
 class Sender:
@@ -337,14 +338,20 @@ class Sender:
         writer = asyncio.create_task(self._write_loop(p))
         dispatcher = asyncio.create_task(self._dispatch_forever(p, semaphore))
         await p.stop.wait()
-        for task in (claimer, dispatcher):
-            task.cancel()
-        await asyncio.gather(claimer, dispatcher, return_exceptions=True)
+        # The claimer and the writer stop between transactions, never inside one: a task
+        # cancelled in the middle of a SQLite transaction leaves its connection holding the
+        # write lock, and every later write (the final flush included) fails for minutes.
+        self._wake.set()
+        p.more_work.set()
+        await asyncio.gather(claimer, return_exceptions=True)
+        dispatcher.cancel()  # it only waits and starts sends; no database work
+        await asyncio.gather(dispatcher, return_exceptions=True)
         if p.tasks:
             await asyncio.gather(*p.tasks, return_exceptions=True)
         p.results.extend(_Released(job.msg) for job in p.backlog)
         p.backlog.clear()
-        writer.cancel()
+        p.closing = True
+        p.results_ready.set()
         await asyncio.gather(writer, return_exceptions=True)
         await self._flush_until_stored(p)
         touched = set(self._touched_broadcasts)
@@ -353,7 +360,7 @@ class Sender:
 
     async def _claim_loop(self, p: _Pipeline) -> None:
         limits = self.limits
-        while True:
+        while not p.stop.is_set():
             try:
                 if len(p.backlog) > limits.claim_size // 2:
                     p.more_work.clear()
@@ -507,8 +514,10 @@ class Sender:
     # --- storing outcomes ---------------------------------------------------------------
 
     async def _write_loop(self, p: _Pipeline) -> None:
-        while True:
+        while not p.closing:
             await p.results_ready.wait()
+            if p.closing:
+                return
             # gather outcomes for a moment: one transaction for many messages
             await asyncio.sleep(self.limits.flush_interval)
             p.results_ready.clear()

@@ -259,3 +259,32 @@ async def test_a_retried_message_is_not_overtaken_by_the_chats_next_one(sessions
     await make_sender(backoff_base=0.3)(sessions).drain(timeout=30)
 
     assert [m.text for m in api.messages_to(23)] == ["part 0", "part 1", "part 2"]
+
+
+async def test_stopping_mid_stream_records_every_message_telegram_accepted(
+    any_sessions, api, make_sender
+):
+    """A SIGTERM while claims and sends are in flight: what went out is 'sent', the rest queued.
+
+    Big claims at a high rate, so the stop lands inside a claim or a write: a transaction cut
+    off there used to keep SQLite's write lock, and the final flush failed for minutes.
+    """
+    import asyncio
+
+    chats = await add_chats(any_sessions, list(range(3000, 5000)))
+    await queue_text(any_sessions, chats, "<b>Maintenance</b> tonight")
+    sender = make_sender(send_rate=3000, concurrency=12)(any_sessions)
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop))
+    await api.wait_for(lambda: len(api.sent) >= 300, timeout=20)
+
+    stop.set()
+    await asyncio.wait_for(running, timeout=15)
+
+    counts = await queue_counts(any_sessions)
+    assert counts["sending"] == 0
+    assert counts["sent"] == len(api.sent)
+    assert counts["queued"] == 2000 - len(api.sent)
+    # and a later run sends exactly the rest
+    await make_sender(send_rate=3000)(any_sessions).drain(timeout=60)
+    assert sorted(m.chat_id for m in api.sent) == list(range(3000, 5000))
