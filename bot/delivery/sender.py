@@ -259,7 +259,7 @@ class _Pipeline:
     more_work: asyncio.Event = field(default_factory=asyncio.Event)
     results_ready: asyncio.Event = field(default_factory=asyncio.Event)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
-    closing: bool = False  # the writer stores what it has and returns
+    closing: asyncio.Event = field(default_factory=asyncio.Event)  # writer: store and return
 
 
 class Sender:
@@ -350,7 +350,7 @@ class Sender:
             await asyncio.gather(*p.tasks, return_exceptions=True)
         p.results.extend(_Released(job.msg) for job in p.backlog)
         p.backlog.clear()
-        p.closing = True
+        p.closing.set()
         p.results_ready.set()
         await asyncio.gather(writer, return_exceptions=True)
         await self._flush_until_stored(p)
@@ -514,9 +514,9 @@ class Sender:
     # --- storing outcomes ---------------------------------------------------------------
 
     async def _write_loop(self, p: _Pipeline) -> None:
-        while not p.closing:
+        while not p.closing.is_set():
             await p.results_ready.wait()
-            if p.closing:
+            if p.closing.is_set():
                 return
             # gather outcomes for a moment: one transaction for many messages
             await asyncio.sleep(self.limits.flush_interval)
