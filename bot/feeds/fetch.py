@@ -277,15 +277,9 @@ async def _fetch(
                     if exc.kind == "too_large":
                         raise
             body_hash = hashlib.sha256(body).hexdigest()
-            unchanged = (
-                (etag is not None and etag == known.etag)
-                or (
-                    etag is None
-                    and last_modified is not None
-                    and last_modified == known.last_modified
-                )
-                or body_hash == known.body_hash
-            )
+            # A 200 carries the body itself: only its hash says it is unchanged. A server that
+            # ignored our If-None-Match may keep one ETag or Last-Modified for every version.
+            unchanged = body_hash == known.body_hash
             return FetchResult(
                 "not_modified" if unchanged else "ok",
                 current,

@@ -22,6 +22,8 @@ SUMMARY_MAX_CHARS = 160
 TITLE_MAX_CHARS = 1000  # a title longer than this is not a title; keep digests readable
 BODY_MAX_CHARS = 200_000
 FUTURE_TOLERANCE = timedelta(days=1)
+# Earlier than this is a placeholder (Go's zero time "0001-01-01" from Hugo & co.), not a date
+EARLIEST_DATE = datetime(1970, 1, 2, tzinfo=UTC)
 
 # Tags after which the text continues on a new line (paragraphs kept as line breaks).
 _BLOCK_TAGS = frozenset(
@@ -70,6 +72,18 @@ _SKIPPED_TAGS = frozenset(
 _SPACES = re.compile(r"[^\S\n]+")  # whitespace except newlines (includes \xa0 and \u3000)
 _NEWLINES = re.compile(r"\s*\n\s*")
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
+# Never stored: C0/C1 controls but tab and newlines (PostgreSQL refuses NUL in text), lone
+# surrogates (not encodable), non-characters, and bidi embeddings/overrides/isolates, which
+# would reorder the digest line they are in.
+_UNSAFE_CHARS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]"
+)
+# The tags a feed title may carry as markup; any other "<…>" in a title is text.
+_TITLE_TAG = re.compile(
+    r"</?(?:a|abbr|b|big|br|cite|code|del|div|em|font|i|img|ins|mark|p|q|s|small|span|"
+    r"strike|strong|sub|sup|time|u|wbr)(?:\s[^<>]*)?/?>",
+    re.IGNORECASE,
+)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af]")
@@ -156,6 +170,11 @@ def html_to_text(fragment: str) -> str:
     extractor.feed(fragment)
     extractor.close()
     return tidy_text("".join(extractor.parts))
+
+
+def clean_text(text: str) -> str:
+    """`text` without the characters we never store or send (controls, lone surrogates, bidi)."""
+    return _UNSAFE_CHARS.sub("", text)
 
 
 def one_line(text: str) -> str:
@@ -309,13 +328,14 @@ def normalise_entry(
     entry: Mapping[str, Any], *, base_url: str, feed_language: str | None, now: datetime
 ) -> NormalisedItem | None:
     """A feedparser entry → NormalisedItem; None for an entry with nothing to show."""
-    raw_title = str(entry.get("title") or "")
-    title = (
-        one_line(html_to_text(raw_title))
-        if ("<" in raw_title or "&" in raw_title)
-        else one_line(raw_title)
-    )
-    body = html_to_text(_entry_html(entry))[:BODY_MAX_CHARS]
+    raw_title = clean_text(str(entry.get("title") or ""))
+    if "<" in raw_title and _TITLE_TAG.search(raw_title):
+        title = one_line(clean_text(html_to_text(raw_title)))
+    elif "&" in raw_title:  # "<" without a real tag is text: "Fares <HK$10 and >HK$5"
+        title = one_line(clean_text(html.unescape(raw_title)))
+    else:
+        title = one_line(raw_title)
+    body = clean_text(html_to_text(clean_text(_entry_html(entry))))[:BODY_MAX_CHARS]
     if not title and not body:
         return None
     if not title:
@@ -325,11 +345,12 @@ def normalise_entry(
     published = utc_from_struct(_plain_get(entry, "published_parsed")) or utc_from_struct(
         _plain_get(entry, "updated_parsed")
     )
-    if published is None or published > now + FUTURE_TOLERANCE:
+    if published is None or not EARLIEST_DATE <= published <= now + FUTURE_TOLERANCE:
         published = now
 
-    raw_guid = entry.get("id") if isinstance(entry.get("id"), str) else None
-    link = absolute_http_url(entry.get("link"), base_url)
+    raw_guid = clean_text(entry["id"]) if isinstance(entry.get("id"), str) else None
+    raw_link = entry.get("link")
+    link = absolute_http_url(clean_text(raw_link) if isinstance(raw_link, str) else None, base_url)
     guid = (
         (raw_guid or "").strip()
         or link

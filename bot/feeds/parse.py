@@ -21,7 +21,13 @@ from typing import Any
 import feedparser
 
 from bot.feeds.errors import FeedError
-from bot.feeds.normalise import NormalisedItem, language_tag, normalise_entry, one_line
+from bot.feeds.normalise import (
+    NormalisedItem,
+    clean_text,
+    language_tag,
+    normalise_entry,
+    one_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,7 @@ _ELEMENT_START = re.compile(rb"<[A-Za-z_]")
 _XML_ENCODING = re.compile(r"""(<\?xml[^>]*?encoding\s*=\s*)(["'])[^"']*\2""", re.IGNORECASE)
 _HTML_ROOT = re.compile(rb"<html[\s>]", re.IGNORECASE)
 _PROLOG_NOISE = re.compile(rb"(?:\s|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
 
 
 @dataclass
@@ -64,6 +71,46 @@ def _to_utf8_if_wide(body: bytes) -> bytes:
         return body
     text = _XML_ENCODING.sub(r"\1\2utf-8\2", text.lstrip("\ufeff"), count=1)
     return text.encode("utf-8")
+
+
+def _charref_value(match: re.Match[bytes]) -> int:
+    hex_digits, decimal = match.groups()
+    return int(hex_digits, 16) if hex_digits else int(decimal)
+
+
+def fix_surrogate_charrefs(body: bytes) -> bytes:
+    """`&#55357;&#56832;` (a UTF-16 pair written as two references) → one reference to 😀;
+    a lone half → U+FFFD. feedparser's loose parser raises UnicodeEncodeError on them."""
+    if b"&#" not in body:
+        return body
+    out: list[bytes] = []
+    pos = 0
+    pending: re.Match[bytes] | None = None  # a high surrogate waiting for its low half
+    for match in _CHARREF.finditer(body):
+        value = _charref_value(match)
+        if pending is not None:
+            out.append(body[pos : pending.start()])
+            if match.start() == pending.end() and 0xDC00 <= value <= 0xDFFF:
+                high = _charref_value(pending)
+                out.append(b"&#%d;" % (0x10000 + ((high - 0xD800) << 10) + (value - 0xDC00)))
+                pos, pending = match.end(), None
+                continue
+            out.append(b"&#65533;")
+            pos, pending = pending.end(), None
+        if 0xD800 <= value <= 0xDBFF:
+            pending = match
+        elif 0xDC00 <= value <= 0xDFFF or value > 0x10FFFF:
+            out.append(body[pos : match.start()])
+            out.append(b"&#65533;")
+            pos = match.end()
+    if pending is not None:
+        out.append(body[pos : pending.start()])
+        out.append(b"&#65533;")
+        pos = pending.end()
+    if not out:
+        return body
+    out.append(body[pos:])
+    return b"".join(out)
 
 
 def _end_of_doctype(body: bytes, start: int) -> int:
@@ -134,7 +181,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str, now: datetime) -> Pa
     if b"<" not in body[:4096]:
         kind = content_type.split(";", 1)[0].strip() or "no content type"
         raise FeedError("not_a_feed", f"the server sent no XML ({kind}, {len(body)} bytes)")
-    safe_body = strip_doctype(_to_utf8_if_wide(body))
+    safe_body = fix_surrogate_charrefs(strip_doctype(_to_utf8_if_wide(body)))
     headers = {"content-location": url, "content-type": content_type or "application/xml"}
     parsed = feedparser.parse(
         io.BytesIO(safe_body),
@@ -169,7 +216,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str, now: datetime) -> Pa
             items.append(item)
     if not items:
         raise FeedError("empty", f"the feed's {len(entries)} entries have no title, text or link")
-    title = one_line(str(feed.get("title") or ""))[:500] or None
+    title = one_line(clean_text(str(feed.get("title") or "")))[:500] or None
     return ParsedFeed(
         title=title,
         language=feed_language,

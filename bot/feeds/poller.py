@@ -21,7 +21,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,8 +33,8 @@ from bot.feeds.errors import FeedError
 from bot.feeds.fetch import MAX_HINT_SECONDS, FetchResult, Validators, fetch_feed, make_client
 from bot.feeds.normalise import one_line
 from bot.feeds.parse import ParsedFeed, parse_feed
-from bot.feeds.store import StoreOutcome, insert_ignoring_conflicts, store_items
-from bot.models import Feed, utcnow
+from bot.feeds.store import IN_CHUNK, StoreOutcome, insert_ignoring_conflicts, store_items
+from bot.models import Feed, FeedEntry, Match, Release, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +166,14 @@ async def add_feed(
         existing = (await session.exec(select(Feed).where(Feed.url == url))).first()
         if existing is not None:
             raise ValueError(f"this feed is already in the list (#{existing.id})")
-        feed = Feed(url=url, added_by=added_by, next_poll_at=utcnow())
+        # leased like a claimed feed: the poll tick must not poll it while we do
+        lease_until = utcnow() + timedelta(seconds=_lease_seconds(settings, 1))
+        feed = Feed(url=url, added_by=added_by, next_poll_at=lease_until)
         session.add(feed)
-        await session.commit()
+        try:
+            await session.commit()
+        except IntegrityError:  # another admin added it at the same moment
+            raise ValueError("this feed is already in the list") from None
         assert feed.id is not None
         feed_id = feed.id
     async with make_client(settings) as client:
@@ -290,6 +296,7 @@ async def _fetch_parse_store(
         if feed is None:
             raise FeedError("gone", "the feed was removed during the poll")
         first_success = feed.last_success_at is None
+        previous_success = feed.last_success_at
         outcome = StoreOutcome()
         if parsed is not None:
             outcome = await store_items(
@@ -304,8 +311,13 @@ async def _fetch_parse_store(
             await pipeline.on_releases_stored(
                 sessions, outcome.new_ids, outcome.updated_ids, announce=not first_success
             )
-        except Exception:  # the releases are stored; matching problems must not fail the poll
+        except Exception as exc:
+            # Unmatched releases would never reach a digest, and the next poll would see them
+            # as known: undo this poll's ingest so that the next poll stores and matches again.
             log.exception("feed %s: on_releases_stored failed", url)
+            await _undo_ingest(sessions, feed_id, outcome, previous_success)
+            detail = f"{type(exc).__name__}: {one_line(str(exc))[:150]}"
+            raise FeedError("matching", f"{detail} (retried on the next poll)") from None
     status: Status = "ok" if parsed is not None else "not_modified"
     log.info(
         "feed %s: %s, %d new, %d updated",
@@ -315,6 +327,50 @@ async def _fetch_parse_store(
         len(outcome.updated_ids),
     )
     return PollReport(feed_id, url, status, len(outcome.new_ids), len(outcome.updated_ids), None)
+
+
+async def _undo_ingest(
+    sessions: SessionFactory,
+    feed_id: int,
+    outcome: StoreOutcome,
+    previous_success: datetime | None,
+) -> None:
+    """Forgets what a poll stored, so that the next poll stores (and matches) it again.
+
+    The releases it created go (their entries and matches with them); the entries whose
+    release it changed are marked changed again; the feed's validators are cleared so the
+    next poll fetches and parses the whole body.
+    """
+    async with sessions() as session:
+        removed = 0
+        for start in range(0, len(outcome.new_ids), IN_CHUNK):
+            chunk = outcome.new_ids[start : start + IN_CHUNK]
+            removed += len(
+                (
+                    await session.exec(
+                        select(FeedEntry.id).where(
+                            FeedEntry.feed_id == feed_id, col(FeedEntry.release_id).in_(chunk)
+                        )
+                    )
+                ).all()
+            )
+            await session.exec(delete(FeedEntry).where(col(FeedEntry.release_id).in_(chunk)))
+            await session.exec(delete(Match).where(col(Match.release_id).in_(chunk)))
+            await session.exec(delete(Release).where(col(Release.id).in_(chunk)))
+        for start in range(0, len(outcome.updated_ids), IN_CHUNK):
+            chunk = outcome.updated_ids[start : start + IN_CHUNK]
+            await session.exec(
+                update(FeedEntry)
+                .where(col(FeedEntry.feed_id) == feed_id, col(FeedEntry.release_id).in_(chunk))
+                .values(content_hash="")
+            )
+        feed = await session.get(Feed, feed_id)
+        if feed is not None:
+            feed.etag = feed.last_modified = feed.body_hash = None
+            feed.last_success_at = previous_success
+            feed.item_count = max(0, feed.item_count - removed)
+            session.add(feed)
+        await session.commit()
 
 
 async def _record_success(

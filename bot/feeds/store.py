@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.feeds.normalise import NormalisedItem
+from bot.feeds.normalise import NormalisedItem, sha256_hex
 from bot.models import FeedEntry, Release
 
 RELEASE: Table = Release.__table__  # type: ignore[attr-defined]
@@ -111,6 +111,7 @@ async def store_items(
 
     if fresh:
         release_ids = await _release_ids_by_link(session, (item.link for item in fresh))
+        await _separate_shared_links(session, feed_id, fresh, release_ids)
         to_insert: dict[str, NormalisedItem] = {}
         for item in fresh:
             if item.link not in release_ids:
@@ -164,6 +165,52 @@ async def store_items(
             )
     outcome.new_ids.sort()
     return outcome
+
+
+def _distinct_link(link: str, guid: str) -> str:
+    return f"{link.split('#', 1)[0]}#entry-{sha256_hex(guid)[:16]}"
+
+
+async def _separate_shared_links(
+    session: AsyncSession,
+    feed_id: int,
+    fresh: list[NormalisedItem],
+    release_ids: dict[str, int],
+) -> None:
+    """Gives a new entry its own release when its link is not its identity.
+
+    A link is the dedup key across feeds, but some feeds put every entry under one page
+    (the Hong Kong Observatory's bulletins: a new guid each hour, always current.htm). A new
+    guid whose link this feed already uses, or another new entry of this poll uses, with
+    other content, is a new release: its link gets a fragment of its own. The same content
+    under a renewed guid stays one release. `release_ids` gains the new links' releases.
+    """
+    reused = sorted({release_ids[item.link] for item in fresh if item.link in release_ids})
+    own: dict[int, str] = {}  # release id -> content hash, for releases this feed already has
+    for chunk in _chunks(reused):
+        rows = await session.exec(
+            select(RELEASE.c.id, RELEASE.c.content_hash)
+            .where(RELEASE.c.id.in_(chunk))
+            .where(
+                RELEASE.c.id.in_(
+                    select(FEED_ENTRY.c.release_id).where(FEED_ENTRY.c.feed_id == feed_id)
+                )
+            )
+        )
+        own.update((release_id, content_hash) for release_id, content_hash in rows)
+    first_hash: dict[str, str] = {}  # link -> content hash of the first new entry using it
+    moved = []
+    for item in fresh:
+        release_id = release_ids.get(item.link)
+        if release_id is not None:
+            other = own.get(release_id)
+        else:
+            other = first_hash.setdefault(item.link, item.content_hash)
+        if other is not None and other != item.content_hash:
+            item.link = _distinct_link(item.link, item.guid)
+            moved.append(item.link)
+    if moved:
+        release_ids.update(await _release_ids_by_link(session, moved))
 
 
 async def _update_changed(

@@ -145,3 +145,41 @@ def test_an_entry_with_nothing_to_show_is_dropped_and_html_titles_are_cleaned() 
         now=NOW,
     )
     assert item is not None and item.title == "Typhoon signal No. 8 & rain"
+
+
+def test_a_zero_date_is_unknown_not_year_one() -> None:
+    # Hugo and other Go generators write "Mon, 01 Jan 0001 00:00:00 +0000" for "no date".
+    # Stored as year 1, the release could never be shown to a chat west of Greenwich
+    # (astimezone overflows), and it would fall out of every "last N days" window.
+    from zoneinfo import ZoneInfo
+
+    from bot.feeds.parse import parse_feed
+
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+        b"<title>Customs seizes goods</title><link>https://x.example/a</link>"
+        b"<pubDate>Mon, 01 Jan 0001 00:00:00 +0000</pubDate></item></channel></rss>"
+    )
+    (item,) = parse_feed(
+        body, url="https://x.example/feed.xml", content_type="application/rss+xml", now=NOW
+    ).items
+
+    assert item.published_at == NOW
+    assert item.published_at.astimezone(ZoneInfo("America/New_York")).year == 2026
+
+
+def test_a_less_than_sign_in_a_title_is_text_unless_it_opens_a_real_tag() -> None:
+    def title(raw: str) -> str:
+        item = normalise_entry(
+            {"title": raw, "link": "https://x.example/a"},
+            base_url="https://x.example/",
+            feed_language=None,
+            now=NOW,
+        )
+        assert item is not None
+        return item.title
+
+    assert title("Fares <HK$10 and >HK$5 kept") == "Fares <HK$10 and >HK$5 kept"
+    assert title("Ratio x<y and z>w") == "Ratio x<y and z>w"
+    assert title("Sale of <i>Ming</i> vase &amp; bowl") == "Sale of Ming vase & bowl"
+    assert title("Line<br/>break") == "Line break"

@@ -167,3 +167,44 @@ async def test_a_tls_failure_is_named(sessions, feed_server: FeedServer) -> None
 
     assert report.status == "error" and report.error is not None
     assert report.error.startswith("tls: "), report.error
+
+
+async def test_nul_controls_and_bidi_overrides_never_reach_the_database_or_telegram(
+    any_sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    # One bad item (NUL: PostgreSQL refuses it in text) must not fail the whole feed forever.
+    bad = {
+        "title": "Customs&#0; seizes\x01 goods \u202eevil",
+        "link": "https://gov.example/nul",
+        "description": "<p>Officers\x00 seized goods.\x1b</p>",
+    }
+    good = {"title": "Typhoon signal", "link": "https://gov.example/ok", "description": "B."}
+    url = feed_server.add_feed("/nul.xml", rss([bad, good]))
+
+    report = await poll_one(any_sessions, url)
+
+    assert (report.status, report.new) == ("ok", 2), report
+    async with any_sessions() as s:
+        stored = {r.link: r for r in (await s.exec(select(Release))).all()}
+    release = stored["https://gov.example/nul"]
+    assert release.title == "Customs seizes goods evil"
+    assert release.summary == "Officers seized goods."
+    assert "\x00" not in release.body and "\x1b" not in release.body
+
+
+async def test_surrogate_character_references_do_not_fail_the_feed(
+    sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    # "&#55357;&#56832;" is how some CMSs write 😀 (a UTF-16 pair); a lone half is garbage
+    items = [
+        {"title": "Smile &#55357;&#56832; please", "link": "https://gov.example/pair"},
+        {"title": "Half &#xD83D; a pair", "link": "https://gov.example/half"},
+    ]
+    url = feed_server.add_feed("/surrogates.xml", rss(items))
+
+    report = await poll_one(sessions, url)
+
+    assert (report.status, report.new) == ("ok", 2), report
+    async with sessions() as s:
+        titles = sorted(r.title for r in (await s.exec(select(Release))).all())
+    assert titles == ["Half \ufffd a pair", "Smile \U0001f600 please"]

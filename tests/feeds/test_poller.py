@@ -437,3 +437,203 @@ async def test_fetches_are_bounded_and_one_feed_is_never_fetched_twice_at_once(
     assert peak["all"] == 2
     assert all(peak[f"/f{i}.xml"] == 1 for i in range(5))
     assert len(await releases(sessions)) == 5
+
+
+async def test_a_200_with_an_unchanged_etag_but_a_new_body_is_stored(
+    sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    # A server that ignores If-None-Match and keeps one ETag (or Last-Modified) for every
+    # version: the body we were sent is the truth, so the new release must not be missed.
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(
+            body=feed_server_body[0],
+            content_type="application/rss+xml",
+            headers={"ETag": '"constant"', "Last-Modified": "Sat, 17 May 2025 12:31:00 GMT"},
+        )
+
+    feed_server_body = [rss([ITEM_A])]
+    url = feed_server.route("/constant-etag.xml", handler)
+    await sync_configured_feeds(sessions, [url])
+    settings = make_settings()
+
+    (first,) = await poll_all_feeds(sessions, settings)
+    feed_server_body[0] = rss([ITEM_B, ITEM_A])
+    (second,) = await poll_all_feeds(sessions, settings)
+    (third,) = await poll_all_feeds(sessions, settings)
+
+    assert (first.status, first.new) == ("ok", 1)
+    assert (second.status, second.new) == ("ok", 1)
+    assert third.status == "not_modified"
+
+
+async def test_releases_whose_matching_failed_are_matched_on_the_next_poll(
+    any_sessions, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Matching (or queueing instant alerts) fails once, e.g. a database hiccup: the releases
+    # of that poll must not stay unmatched forever (they would never reach any digest).
+    calls: list[StoredCall] = []
+    failures: list[Exception] = []
+
+    async def flaky(sessions, new_ids, updated_ids, *, announce):  # type: ignore[no-untyped-def]
+        if failures:
+            raise failures.pop()
+        calls.append(StoredCall(list(new_ids), list(updated_ids), announce))
+
+    monkeypatch.setattr("bot.pipeline.on_releases_stored", flaky)
+    url = feed_server.add_feed("/news.xml", rss([ITEM_A]), etag='"v1"')
+    await sync_configured_feeds(any_sessions, [url])
+    settings = make_settings()
+    await poll_all_feeds(any_sessions, settings)  # first poll: matched fine (nothing fails)
+    failures.append(RuntimeError("database is locked"))
+    feed_server.set_feed_body("/news.xml", rss([ITEM_B, ITEM_A]), etag='"v2"')
+
+    (failed,) = await poll_all_feeds(any_sessions, settings)
+    (retried,) = await poll_all_feeds(any_sessions, settings)
+
+    assert failed.status == "error" and failed.error is not None
+    assert failed.error.startswith("matching: RuntimeError: database is locked")
+    assert (retried.status, retried.new) == ("ok", 1)
+    (release,) = [r for r in await releases(any_sessions) if r.link == ITEM_B["link"]]
+    assert calls[-1].new_ids == [release.id] and calls[-1].announce is True
+    row = await feed_row(any_sessions, url)
+    assert row.item_count == 2 and row.last_error is None
+
+
+async def test_a_first_poll_whose_matching_failed_is_still_not_news(
+    sessions, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[StoredCall] = []
+    failures = [ValueError("boom")]
+
+    async def flaky(sessions, new_ids, updated_ids, *, announce):  # type: ignore[no-untyped-def]
+        if failures:
+            raise failures.pop()
+        calls.append(StoredCall(list(new_ids), list(updated_ids), announce))
+
+    monkeypatch.setattr("bot.pipeline.on_releases_stored", flaky)
+    url = feed_server.add_feed("/news.xml", rss([ITEM_A, ITEM_B]))
+    await sync_configured_feeds(sessions, [url])
+
+    reports = [(await poll_all_feeds(sessions, make_settings()))[0] for _ in range(2)]
+
+    assert [r.status for r in reports] == ["error", "ok"]
+    assert len(calls) == 1 and len(calls[0].new_ids) == 2 and calls[0].announce is False
+    assert all(r.announce is False for r in await releases(sessions))
+
+
+async def test_a_changed_release_whose_matching_failed_is_matched_again(
+    sessions, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[StoredCall] = []
+    failures: list[Exception] = []
+
+    async def flaky(sessions, new_ids, updated_ids, *, announce):  # type: ignore[no-untyped-def]
+        if failures:
+            raise failures.pop()
+        calls.append(StoredCall(list(new_ids), list(updated_ids), announce))
+
+    monkeypatch.setattr("bot.pipeline.on_releases_stored", flaky)
+    url = feed_server.add_feed("/news.xml", rss([ITEM_A]))
+    await sync_configured_feeds(sessions, [url])
+    await poll_all_feeds(sessions, make_settings())
+    failures.append(ValueError("boom"))
+    feed_server.set_feed_body("/news.xml", rss([{**ITEM_A, "title": "Customs (corrected)"}]))
+
+    reports = [(await poll_all_feeds(sessions, make_settings()))[0] for _ in range(2)]
+
+    assert [(r.status, r.updated) for r in reports] == [("error", 0), ("ok", 1)]
+    (release,) = await releases(sessions)
+    assert calls[-1].updated_ids == [release.id] and release.title == "Customs (corrected)"
+
+
+async def test_the_poll_tick_leaves_a_feed_that_addfeed_is_polling_alone(
+    any_sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    # /addfeed stores the feed, then polls it; the `run` tick every 15 s must not claim it
+    # meanwhile (a second fetch, and the admin told "nothing new" by whichever poll is second).
+    fetching = asyncio.Event()
+    release = asyncio.Event()
+
+    async def held(request: web.Request) -> web.Response:
+        fetching.set()
+        await release.wait()
+        return web.Response(body=rss([ITEM_A, ITEM_B]), content_type="application/rss+xml")
+
+    url = feed_server.route("/added.xml", held)
+    settings = make_settings()
+
+    adding = asyncio.create_task(add_feed(any_sessions, settings, url, added_by=1))
+    await asyncio.wait_for(fetching.wait(), 5)  # the feed is stored, its first fetch under way
+    ticking = asyncio.create_task(poll_due_feeds(any_sessions, settings))
+    await asyncio.sleep(0.2)
+    release.set()
+    ticked = await ticking
+    report = await adding
+
+    assert ticked == []
+    assert (report.status, report.new) == ("ok", 2)
+    assert len(feed_server.requests_for("/added.xml")) == 1
+
+
+async def test_bulletins_under_one_link_with_new_guids_are_each_stored(
+    any_sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    # The Hong Kong Observatory's feeds: every bulletin has its own guid but the same link
+    # (current.htm). Each new bulletin is news; it must not vanish into the first one.
+    page = "https://www.weather.gov.hk/wxinfo/currwx/current.htm"
+    first = {
+        "title": "Bulletin updated at 10:02 HKT",
+        "link": page,
+        "guid": "http://rss.weather.gov.hk/rss/CurrentWeather/20190731100200",
+        "description": "Tropical Cyclone Signal No. 3 is in force.",
+    }
+    second = {
+        "title": "Bulletin updated at 11:02 HKT",
+        "link": page,
+        "guid": "http://rss.weather.gov.hk/rss/CurrentWeather/20190731110200",
+        "description": "Tropical Cyclone Signal No. 8 is in force.",
+    }
+    url = feed_server.add_feed("/current.xml", rss([first]))
+    await sync_configured_feeds(any_sessions, [url])
+    settings = make_settings()
+    await poll_all_feeds(any_sessions, settings)
+    feed_server.set_feed_body("/current.xml", rss([second]))
+
+    (report,) = await poll_all_feeds(any_sessions, settings)
+
+    assert (report.status, report.new) == ("ok", 1)
+    stored = await releases(any_sessions)
+    assert [r.title for r in stored] == [first["title"], second["title"]]
+    assert all(r.link.startswith(page) for r in stored)
+    assert stored_calls[-1].new_ids == [stored[1].id]
+
+
+async def test_a_feed_that_renews_every_guid_does_not_duplicate_its_releases(
+    sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    url = feed_server.add_feed("/renew.xml", rss([ITEM_A, ITEM_B]))
+    await sync_configured_feeds(sessions, [url])
+    await poll_all_feeds(sessions, make_settings())
+    renewed = [{**item, "guid": item["guid"] + "?build=2"} for item in (ITEM_A, ITEM_B)]
+    feed_server.set_feed_body("/renew.xml", rss(renewed))
+
+    (report,) = await poll_all_feeds(sessions, make_settings())
+
+    assert (report.status, report.new) == ("ok", 0)
+    assert len(await releases(sessions)) == 2
+
+
+async def test_two_admins_adding_the_same_feed_at_once_get_a_clear_answer(
+    any_sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    url = feed_server.add_feed("/twice.xml", rss([ITEM_A]))
+    settings = make_settings()
+
+    results = await asyncio.gather(
+        *(add_feed(any_sessions, settings, url, added_by=n) for n in (1, 2)),
+        return_exceptions=True,
+    )
+
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(e, ValueError) and "already" in str(e) for e in errors), errors
+    assert len(await list_feeds(any_sessions)) == 1
