@@ -242,7 +242,7 @@ async def unsubscribe(
     wanted = " ".join(text_or_number.split())
     followed = await list_followed(sessions, chat, thread_id)
     target: Followed | None = None
-    if wanted.isdigit():
+    if wanted.isascii() and wanted.isdigit():  # not "²": int() would refuse it
         number = int(wanted)
         if 1 <= number <= len(followed):
             target = followed[number - 1]
@@ -284,7 +284,9 @@ async def _delete_subscription(sessions: SessionFactory, subscription: Subscript
 
 @lru_cache(maxsize=1)
 def _timezones_by_folded_name() -> dict[str, str]:
-    return {name.casefold(): name for name in available_timezones()}
+    # "localtime" is the server's own zone (a symlink in tzdata), "Factory" a placeholder
+    not_places = {"localtime", "Factory", "posixrules", "posix/localtime"}
+    return {name.casefold(): name for name in available_timezones() - not_places}
 
 
 def resolve_timezone(text: str) -> str:

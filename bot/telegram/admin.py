@@ -18,22 +18,18 @@ from bot.i18n import t, t_plain
 from bot.models import BroadcastState, Chat, utcnow
 from bot.telegram import keyboards
 from bot.telegram.handlers import (
+    MESSAGE_BUDGET,
     command_argument,
     current_chat,
     deps,
     local_time,
     send,
+    send_in_parts,
     shown,
+    utf16_length,
 )
 
 log = logging.getLogger(__name__)
-
-# Telegram's limit is 4096 UTF-16 code units; the margin leaves room for the header line
-MESSAGE_BUDGET = 3900
-
-
-def utf16_length(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def is_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -48,23 +44,6 @@ async def admin_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Chat
         await send(update, context, t(chat.language, "admins_only"))
         return None
     return chat
-
-
-async def send_in_parts(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, blocks: list[str]
-) -> None:
-    """Sends blocks joined by newlines, split between blocks so each message fits."""
-    part: list[str] = []
-    size = 0
-    for block in blocks:
-        block_size = utf16_length(block) + 1
-        if part and size + block_size > MESSAGE_BUDGET:
-            await send(update, context, "\n".join(part))
-            part, size = [], 0
-        part.append(block)
-        size += block_size
-    if part:
-        await send(update, context, "\n".join(part))
 
 
 async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -164,7 +143,7 @@ async def removefeed_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     sessions = deps(context).sessions
     feeds = await list_feeds(sessions)
-    number = int(value) if value.isdigit() else 0
+    number = int(value) if value.isascii() and value.isdigit() else 0
     if not 1 <= number <= len(feeds):
         await send(update, context, t(lang, "removefeed_not_found", value=shown(value)))
         return

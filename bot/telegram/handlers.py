@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 MAX_QUERY_LENGTH = 200
 SHOWN_VALUE_LIMIT = 60  # characters of a bad value echoed back in an error
 SEARCH_LIMIT = 10
+# Telegram's limit is 4096 UTF-16 code units; the margin leaves room for a header line
+MESSAGE_BUDGET = 3900
 
 
 @dataclass
@@ -169,6 +171,27 @@ async def send(
     )
 
 
+def utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+async def send_in_parts(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, blocks: list[str]
+) -> None:
+    """Sends blocks joined by newlines, split between blocks so each message fits."""
+    part: list[str] = []
+    size = 0
+    for block in blocks:
+        block_size = utf16_length(block) + 1
+        if part and size + block_size > MESSAGE_BUDGET:
+            await send(update, context, "\n".join(part))
+            part, size = [], 0
+        part.append(block)
+        size += block_size
+    if part:
+        await send(update, context, "\n".join(part))
+
+
 async def current_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Chat:
     """The chat of this update, registered on first contact."""
     tg_chat = update.effective_chat
@@ -264,7 +287,7 @@ async def list_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             t(lang, "list_item", number=number, label=item.label)
             for number, item in enumerate(followed, start=1)
         ]
-    await send(update, context, "\n".join([*lines, "", *schedule_lines(chat)]))
+    await send_in_parts(update, context, [*lines, "", *schedule_lines(chat)])
 
 
 async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -298,7 +321,7 @@ async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 date=local_time(chat, release.published_at, "%Y-%m-%d"),
             )
         )
-    await send(update, context, "\n".join(lines))
+    await send_in_parts(update, context, lines)
 
 
 # --- subscriptions ------------------------------------------------------------------------
@@ -564,7 +587,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if removed is None:
         await query.answer(t_plain(lang, "button_stale"))
         return
-    await query.answer(t_plain(lang, "button_unsubscribed", label=removed.label))
+    # a callback answer is at most 200 characters: a long label is cut short
+    await query.answer(t_plain(lang, "button_unsubscribed", label=shown(removed.label)))
     if message is not None:
         # editMessageText, not editMessageReplyMarkup: PTB adds the default parse_mode to the
         # latter, a parameter the Bot API does not define for it
@@ -608,7 +632,7 @@ async def _subscribe_button(
         return
     label = result.followed.label
     answer_key = "button_subscribed" if result.created else "button_already_subscribed"
-    await query.answer(t_plain(lang, answer_key, label=label))
+    await query.answer(t_plain(lang, answer_key, label=shown(label)))
     if result.created:
         await send(
             update, context, subscribed_text(lang, label, True, result.aliases, result.example)

@@ -130,7 +130,14 @@ class Bot:
             await s.commit()
             if topic_query is not None:
                 topic = (await s.exec(select(Topic).where(Topic.query == topic_query))).one()
-                s.add(Match(release_id=release.id, topic_id=topic.id, in_title=True))  # type: ignore[arg-type]
+                s.add(
+                    Match(
+                        release_id=release.id,  # type: ignore[arg-type]
+                        topic_id=topic.id,  # type: ignore[arg-type]
+                        in_title=True,
+                        matched_at=release.first_seen_at,  # matched as it is stored
+                    )
+                )
                 await s.commit()
         return release
 

@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 from bot.db import SessionFactory
-from bot.models import Chat, utcnow
+from bot.models import Chat, Subscription, utcnow
 from bot.subscriptions import register_chat, subscribe
 from tests.doubles.telegram_api import BotAPIDouble
 from tests.telegram.conftest import GROUP_ID, USER_ID, Bot, make_settings, start_bot
@@ -35,8 +35,17 @@ async def test_the_digest_tick_sends_a_due_digest_unasked(
     chat = await register_chat(sessions, USER_ID, "private", None, "en", settings)
     result = await subscribe(sessions, chat, 0, "customs", settings.max_subscriptions)
     bot = Bot(api, sessions, settings)
+    async with sessions() as s:
+        subscription = await s.get(Subscription, result.followed.subscription.id)
+        assert subscription is not None
+        subscription.created_at = utcnow() - timedelta(hours=1)
+        s.add(subscription)
+        await s.commit()
+    # stored and matched five minutes ago, since the chat subscribed
     await bot.add_release(
-        "Customs seizes smuggled cigarettes", topic_query=result.followed.topic.query
+        "Customs seizes smuggled cigarettes",
+        topic_query=result.followed.topic.query,
+        days_ago=5 / (24 * 60),
     )
     async with sessions() as s:
         stored = await s.get(Chat, chat.id)

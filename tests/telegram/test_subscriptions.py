@@ -105,3 +105,11 @@ async def test_forget_chat_deletes_its_subscriptions_and_queue(
         assert [c.telegram_id for c in (await s.exec(select(Chat))).all()] == [45]
         assert [m.text for m in (await s.exec(select(OutboxMessage))).all()] == ["y"]
         assert len((await s.exec(select(Subscription))).all()) == 1
+
+
+def test_timezone_names_that_are_not_places_are_refused() -> None:
+    # "localtime" is whatever zone the server runs in; "Factory" is a placeholder zone
+    for name in ("localtime", "Factory", "posixrules"):
+        with pytest.raises(ChatInputError):
+            resolve_timezone(name)
+    assert resolve_timezone("utc") == "UTC"
