@@ -14,7 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, Table, and_, case, func, insert, or_, select, update
+from sqlalchemy import (
+    Row,
+    Select,
+    Table,
+    and_,
+    case,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -187,6 +199,12 @@ async def claim_due_messages(
     )
     claimed_until = now + lease
     async with sessions() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            # SQLite ignores FOR UPDATE and reads outside the write lock: two processes on one
+            # file (`run` and `send-digests`) would both claim, and send, the same messages.
+            # A write that changes nothing takes the lock first (BEGIN IMMEDIATE), so claims
+            # of several processes take turns and each reads what the previous one wrote.
+            await session.exec(update(CHAT).where(false()).values(next_send_at=None))
         rows = await fetch_rows(session, stmt)
         chosen: list[ClaimedMessage] = []
         inactive_ids: list[int] = []

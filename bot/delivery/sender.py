@@ -780,17 +780,22 @@ async def _migrate_chat(session: AsyncSession, msg: ClaimedMessage, new_telegram
         await session.exec(
             update(SUBSCRIPTION).where(SUBSCRIPTION.c.chat_id == msg.chat_id).values(chat_id=target)
         )
+        # keys name the old row's id, which SQLite may give to the next new chat: forget them
         await session.exec(
-            update(OUTBOX).where(OUTBOX.c.chat_id == msg.chat_id).values(chat_id=target)
+            update(OUTBOX)
+            .where(OUTBOX.c.chat_id == msg.chat_id)
+            .values(chat_id=target, dedup_key=None)
         )
         await session.exec(
             update(CHAT).where(CHAT.c.id == target).values(active=True, updated_at=utcnow())
         )
         await session.exec(delete(CHAT).where(CHAT.c.id == msg.chat_id))
+    # its not_before is kept (it was due): a new one would put it behind the chat's later
+    # messages, and a digest's "(1/3)" would arrive after "(3/3)"
     await session.exec(
         update(OUTBOX)
         .where(OUTBOX.c.id == msg.id)
-        .values(state=MessageState.queued.value, not_before=utcnow(), claimed_until=None)
+        .values(state=MessageState.queued.value, claimed_until=None)
     )
     await session.exec(update(CHAT).where(CHAT.c.id == target).values(next_send_at=None))
     log.info("chat %s migrated to a supergroup", target)

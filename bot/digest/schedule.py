@@ -29,7 +29,8 @@ def chat_zone(chat: Chat) -> ZoneInfo:
     """The chat's timezone; UTC if the stored name is unknown (the Telegram layer validates it)."""
     try:
         return ZoneInfo(chat.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a folder of the tz database ("Asia") raises IsADirectoryError
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         log.warning("chat %s has an unknown timezone %r; using UTC", chat.id, chat.timezone)
         return ZoneInfo("UTC")
 

@@ -18,10 +18,11 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import or_
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -58,6 +59,12 @@ log = logging.getLogger(__name__)
 ItemT = TypeVar("ItemT", int, str)
 
 CLAIM_BATCH = 200  # chats claimed per transaction by the tick
+# A scheduled digest covers matches up to this long before the tick. Matching stamps
+# matched_at before its transaction commits (on SQLite it may wait up to 30 s for the write
+# lock); a window ending at the tick could close over a match not yet visible, and the next
+# window would start after it: that release would never be sent. /digest and --now are
+# asked for by a person and end at now.
+MATCH_SETTLE = timedelta(seconds=60)
 _IN_CHUNK = 2000  # ids per IN (...) list: far below SQLite's and asyncpg's parameter limits
 _SCHEDULED = (Frequency.daily.value, Frequency.weekly.value)
 
@@ -148,12 +155,25 @@ async def _matches_by_topic(
     release_ids: Sequence[int] | None = None,
 ) -> dict[int, list[_MatchedRelease]]:
     """Announced releases matched to these topics, by topic, in a matched-at window or by id."""
+    from bot.delivery.outbox import fetch_rows
+
     result: dict[int, list[_MatchedRelease]] = defaultdict(list)
     id_chunks = list(_chunks(release_ids)) if release_ids is not None else [None]
     for topics in _chunks(topic_ids):
         for releases in id_chunks:
+            # the columns a digest shows, not the release's body (kilobytes of text each)
             query = (
-                select(Match.topic_id, Match.in_title, Match.matched_at, Release)
+                sa_select(
+                    col(Match.topic_id),
+                    col(Match.in_title),
+                    col(Match.matched_at),
+                    col(Release.id),
+                    col(Release.title),
+                    col(Release.link),
+                    col(Release.summary),
+                    col(Release.published_at),
+                    col(Release.first_seen_at),
+                )
                 .join(Release, col(Release.id) == col(Match.release_id))
                 .where(col(Match.topic_id).in_(topics), col(Release.announce).is_(True))
             )
@@ -163,20 +183,20 @@ async def _matches_by_topic(
                 query = query.where(col(Match.matched_at) <= seen_until)
             if releases is not None:
                 query = query.where(col(Match.release_id).in_(releases))
-            for topic_id, in_title, matched_at, release in await session.exec(query):
-                assert release.id is not None
+            for row in await fetch_rows(session, query):
+                topic_id, in_title, matched_at, release_id, title, link, summary = row[:7]
+                published_at, first_seen_at = row[7:]
+                assert release_id is not None
                 item = DigestItem(
-                    release_id=release.id,
-                    title=release.title,
-                    link=release.link,
-                    summary=release.summary,
-                    published_at=as_utc(release.published_at),
+                    release_id=release_id,
+                    title=title,
+                    link=link,
+                    summary=summary,
+                    published_at=as_utc(published_at),
                     in_title=in_title,
                 )
                 result[topic_id].append(
-                    _MatchedRelease(
-                        item, topic_id, as_utc(release.first_seen_at), as_utc(matched_at)
-                    )
+                    _MatchedRelease(item, topic_id, as_utc(first_seen_at), as_utc(matched_at))
                 )
     return result
 
@@ -265,8 +285,14 @@ async def _queue_chat_digests(
     session: AsyncSession,
     chats: Sequence[Chat],
     now: datetime,
+    window_end: datetime | None = None,
 ) -> dict[int, DigestOutcome]:
-    """Composes and queues the digest of every (chat, thread); moves last_digest_at when sent."""
+    """Composes and queues the digest of every (chat, thread); moves last_digest_at when sent.
+
+    The digest holds the matches made up to `window_end` (default: now), and the chat's
+    next digest starts there.
+    """
+    end = window_end or now
     followed = await _followed_by_thread(session, chats)
     everything = [f for threads in followed.values() for subs in threads.values() for f in subs]
     outcomes: dict[int, DigestOutcome] = {}
@@ -274,7 +300,7 @@ async def _queue_chat_digests(
         return outcomes
     topic_ids = sorted({f.topic_id for f in everything})
     earliest = min(f.since for f in everything)
-    matches = await _matches_by_topic(session, topic_ids, seen_after=earliest, seen_until=now)
+    matches = await _matches_by_topic(session, topic_ids, seen_after=earliest, seen_until=end)
     pending: list[_Pending] = []
     for chat in chats:
         assert chat.id is not None
@@ -303,7 +329,7 @@ async def _queue_chat_digests(
         outcome = outcomes[queued.chat.id]
         outcome.parts_queued += len(queued.parts)
         outcome.releases += queued.digest.total
-        queued.chat.last_digest_at = now
+        queued.chat.last_digest_at = end
         session.add(queued.chat)
     return outcomes
 
@@ -345,7 +371,9 @@ async def queue_due_digests(
             to_send = (
                 chats if force else [chat for chat in chats if chat.next_digest_at is not None]
             )
-            outcomes = await _queue_chat_digests(session, to_send, now)
+            outcomes = await _queue_chat_digests(
+                session, to_send, now, window_end=now if force else now - MATCH_SETTLE
+            )
             queued += sum(outcome.parts_queued for outcome in outcomes.values())
             for chat in chats:
                 _advance_schedule(chat, now)

@@ -100,3 +100,25 @@ async def test_two_senders_on_postgresql_share_one_queue_and_send_each_message_o
         first, second = api.messages_to(chat_id)
         assert first.text.startswith("for") and second.at - first.at >= 0.25
     await engine.dispose()
+
+
+async def test_two_senders_on_one_sqlite_file_send_each_message_once(sqlite_url):
+    # `press-digest send-digests --now` draining while `run` sends: two processes, one file
+    engines = [create_engine(sqlite_url) for _ in range(2)]
+    async with engines[0].begin() as conn:
+        await conn.run_sync(SQLModel.metadata.create_all)
+    sessions = [session_factory(engine) for engine in engines]
+    chats = await add_chats(sessions[0], list(range(7000, 7200)))
+    await queue_text(sessions[0], chats, lambda c: f"for {c.telegram_id}")
+
+    async with BotAPIDouble(latency=0.005) as api, make_bot(api) as one, make_bot(api) as two:
+        senders = [
+            Sender(s, bot, Settings(), limits=limits(send_rate=300))
+            for s, bot in zip(sessions, (one, two), strict=True)
+        ]
+        await asyncio.gather(*(s.drain(timeout=60) for s in senders))
+
+    texts = Counter((m.chat_id, m.text) for m in api.sent)
+    assert len(texts) == 200 and set(texts.values()) == {1}
+    for engine in engines:
+        await engine.dispose()

@@ -288,3 +288,51 @@ async def test_stopping_mid_stream_records_every_message_telegram_accepted(
     # and a later run sends exactly the rest
     await make_sender(send_rate=3000)(any_sessions).drain(timeout=60)
     assert sorted(m.chat_id for m in api.sent) == list(range(3000, 5000))
+
+
+async def test_a_migrated_group_gets_its_queued_parts_in_order(sessions, api, make_sender):
+    (group,) = await add_chats(sessions, [-4003])
+    await queue_text(sessions, [group], "(1/3)")
+    await queue_text(sessions, [group], "(2/3)")
+    await queue_text(sessions, [group], "(3/3)")
+    api.migrate_chat(-4003, -1004003)
+
+    await make_sender()(sessions).drain(timeout=30)
+
+    assert [m.text for m in api.messages_to(-1004003)] == ["(1/3)", "(2/3)", "(3/3)"]
+
+
+async def test_a_chat_that_reuses_the_id_of_a_merged_group_gets_its_first_digest(
+    sessions, api, make_sender
+):
+    # SQLite hands a deleted row's id (if it was the highest) to the next chat; the merged
+    # group's outbox rows must not keep dedup keys that would swallow that chat's messages
+    await add_chats(sessions, [-1004004])  # the supergroup already has a row
+    (old,) = await add_chats(sessions, [-4004])
+    async with sessions() as s:
+        await enqueue(
+            s,
+            old.id,
+            "old group's digest",
+            kind=MessageKind.digest,
+            dedup_key=f"digest:{old.id}:0:first",
+        )
+        await s.commit()
+    api.migrate_chat(-4004, -1004004)
+    await make_sender()(sessions).drain(timeout=30)
+    assert [m.text for m in api.messages_to(-1004004)] == ["old group's digest"]
+
+    (someone,) = await add_chats(sessions, [4005])
+    async with sessions() as s:
+        queued = await enqueue(
+            s,
+            someone.id,
+            "your first digest",
+            kind=MessageKind.digest,
+            dedup_key=f"digest:{someone.id}:0:first",
+        )
+        await s.commit()
+    await make_sender()(sessions).drain(timeout=30)
+
+    assert queued
+    assert [m.text for m in api.messages_to(4005)] == ["your first digest"]

@@ -124,3 +124,10 @@ def test_reschedule_follows_a_new_time_and_timezone() -> None:
     hk.frequency = Frequency.instant
     reschedule(hk, now)
     assert hk.next_digest_at is None
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "", "../etc", "Asia", "America"])
+def test_a_timezone_stored_wrong_falls_back_to_utc(zone: str) -> None:
+    # "Asia" names a folder of the tz database: ZoneInfo raises IsADirectoryError for it
+    after = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    assert next_digest_at(chat(zone, time(8, 0)), after) == datetime(2026, 3, 3, 8, 0, tzinfo=UTC)

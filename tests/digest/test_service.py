@@ -11,7 +11,12 @@ import pytest
 from sqlmodel import col, select
 
 from bot.db import SessionFactory
-from bot.digest.service import queue_digest_now, queue_due_digests, queue_instant_alerts
+from bot.digest.service import (
+    MATCH_SETTLE,
+    queue_digest_now,
+    queue_due_digests,
+    queue_instant_alerts,
+)
 from bot.models import (
     Chat,
     Frequency,
@@ -145,7 +150,8 @@ async def test_due_chat_gets_its_digest_once_even_when_the_tick_runs_twice(world
     assert "Customs seizes cigarettes" in visible_text(message.text)
     after = await world.reload(chat)
     assert utc(after.next_digest_at) == TOMORROW
-    assert utc(after.last_digest_at) == NOW
+    # the next digest starts where this one's window ended: a minute before the tick
+    assert utc(after.last_digest_at) == NOW - MATCH_SETTLE
 
 
 async def test_concurrent_ticks_queue_each_digest_once(world: World) -> None:
@@ -371,6 +377,28 @@ async def test_a_release_stored_before_a_digest_but_matched_after_it_is_not_lost
     assert "Salaries tax rebate" in visible_text((await world.outbox())[-1].text)
 
 
+async def test_a_match_committed_just_after_the_tick_read_is_in_the_next_digest(
+    world: World,
+) -> None:
+    """Matching stamps matched_at before it commits; the tick must not close its window over it."""
+    chat = await world.chat()
+    customs = await world.topic("customs")
+    await world.follow(chat, customs)
+    await world.release("Customs seizes cigarettes", customs)
+    late = await world.release("Customs seizes ivory", seen=NOW - timedelta(seconds=40))
+    assert chat.id is not None and late.id is not None and customs.id is not None
+
+    assert await queue_due_digests(world.sessions, NOW) == 1
+    # the matcher's transaction, stamped 30 s before the tick, commits only now
+    await world._add(
+        Match(release_id=late.id, topic_id=customs.id, matched_at=NOW - timedelta(seconds=30))
+    )
+
+    later = await queue_digest_now(world.sessions, chat.id, NOW + timedelta(hours=1))
+    assert later.releases == 1
+    assert "ivory" in visible_text((await world.outbox())[-1].text)
+
+
 async def test_digest_now_for_a_chat_that_follows_nothing(world: World) -> None:
     chat = await world.chat()
     assert chat.id is not None
@@ -432,3 +460,23 @@ async def test_a_chat_never_scheduled_is_scheduled_by_the_tick(world: World) -> 
         hour=1, second=0
     )  # 09:00 HKT
     assert await queue_due_digests(world.sessions, NOW + timedelta(hours=1)) == 1
+
+
+async def test_an_alert_shows_a_release_matched_by_two_topics_once_then_digest_is_empty(
+    world: World,
+) -> None:
+    customs, seizure = await world.topic("customs"), await world.topic("seizure")
+    instant = await world.chat(frequency=Frequency.instant, next_digest_at=None)
+    await world.follow(instant, customs)
+    await world.follow(instant, seizure)
+    release = await world.release("Customs seizure at the airport", customs, seizure)
+    assert release.id is not None
+
+    assert await queue_instant_alerts(world.sessions, [release.id]) == 1
+    [message] = await world.outbox()
+    text = visible_text(message.text)
+    assert "1 new release" in text and text.count("• ") == 1
+
+    # /digest right after: what was alerted is not sent again
+    outcome = await queue_digest_now(world.sessions, instant.id, NOW)
+    assert outcome.parts_queued == 0 and outcome.since is not None
