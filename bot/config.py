@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     def _timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, "Asia"
             raise ValueError(f"{value!r} is not an IANA timezone like Asia/Hong_Kong") from None
         return value
 

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from bot.config import Settings, parse_hhmm
 from bot.db import SessionFactory
+from bot.digest.schedule import chat_zone
 from bot.i18n import Language, language_from_code
 from bot.models import Chat, Frequency, OutboxMessage, Release, Subscription, Topic, utcnow
 
@@ -339,7 +340,7 @@ async def set_frequency(sessions: SessionFactory, chat: Chat, text: str) -> Chat
     changes: dict[str, object] = {"frequency": value}
     if value == Frequency.weekly and chat.frequency != Frequency.weekly:
         # the first weekly digest falls on the weekday the person chose weekly
-        changes["digest_weekday"] = datetime.now(ZoneInfo(chat.timezone)).weekday()
+        changes["digest_weekday"] = datetime.now(chat_zone(chat)).weekday()
     return await _update_chat(sessions, chat, **changes)
 
 

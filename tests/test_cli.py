@@ -65,6 +65,7 @@ def test_settings_are_read_from_dotenv(workdir: Path) -> None:
         ("POLL_INTERVAL", "often"),
         ("ADMIN_IDS", "alice"),
         ("DEFAULT_TIMEZONE", "Mars/Olympus"),
+        ("DEFAULT_TIMEZONE", "Asia"),
         ("DEFAULT_DIGEST_TIME", "25:99"),
         ("FEEDS", "ftp://example.org/feed"),
         ("SEND_RATE", "-1"),
