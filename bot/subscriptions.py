@@ -188,15 +188,12 @@ async def subscribe(
     async with sessions() as s:
         topic = await get_or_create_topic(s, parsed)
         await s.commit()
-        existing = (
-            await s.exec(
-                select(Subscription).where(
-                    Subscription.chat_id == chat.id,
-                    Subscription.thread_id == thread_id,
-                    Subscription.topic_id == topic.id,
-                )
-            )
-        ).first()
+        same_subscription = select(Subscription).where(
+            Subscription.chat_id == chat.id,
+            Subscription.thread_id == thread_id,
+            Subscription.topic_id == topic.id,
+        )
+        existing = (await s.exec(same_subscription)).first()
         if existing is not None:
             return SubscribeResult(Followed(existing, topic), False, parsed.aliases, None)
         count = (
@@ -217,15 +214,7 @@ async def subscribe(
             await s.commit()
         except IntegrityError:  # the same subscription made twice at once
             await s.rollback()
-            existing = (
-                await s.exec(
-                    select(Subscription).where(
-                        Subscription.chat_id == chat.id,
-                        Subscription.thread_id == thread_id,
-                        Subscription.topic_id == topic.id,
-                    )
-                )
-            ).one()
+            existing = (await s.exec(same_subscription)).one()
             return SubscribeResult(Followed(existing, topic), False, parsed.aliases, None)
     assert topic.id is not None
     recent = await match_topic_recent(sessions, topic.id, days=30)
