@@ -11,12 +11,12 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, false, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-import bot.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from bot.models import Chat  # importing bot.models registers every table
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,19 @@ def create_engine(url: str) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+async def lock_for_claim(session: AsyncSession) -> None:
+    """Call before reading the rows a worker claims (with FOR UPDATE SKIP LOCKED).
+
+    SQLite ignores FOR UPDATE and takes its write lock only at a transaction's first write,
+    so two processes on one file (`run` and `press-digest poll` or `send-digests`) could
+    both read, and claim, the same rows. A write that changes nothing takes the lock here
+    (like BEGIN IMMEDIATE): claims take turns and each sees what the previous one wrote.
+    On PostgreSQL the row locks do the work and this does nothing.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        await session.exec(update(Chat).where(false()).values(paused=Chat.paused))
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

@@ -20,7 +20,6 @@ from sqlalchemy import (
     Table,
     and_,
     case,
-    false,
     func,
     insert,
     or_,
@@ -31,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import SessionFactory
+from bot.db import SessionFactory, lock_for_claim
 from bot.models import MessageKind, MessageState, metadata, utcnow
 
 OUTBOX: Table = metadata.tables["outbox"]
@@ -199,12 +198,7 @@ async def claim_due_messages(
     )
     claimed_until = now + lease
     async with sessions() as session:
-        if session.get_bind().dialect.name == "sqlite":
-            # SQLite ignores FOR UPDATE and reads outside the write lock: two processes on one
-            # file (`run` and `send-digests`) would both claim, and send, the same messages.
-            # A write that changes nothing takes the lock first (BEGIN IMMEDIATE), so claims
-            # of several processes take turns and each reads what the previous one wrote.
-            await session.exec(update(CHAT).where(false()).values(next_send_at=None))
+        await lock_for_claim(session)
         rows = await fetch_rows(session, stmt)
         chosen: list[ClaimedMessage] = []
         inactive_ids: list[int] = []

@@ -26,7 +26,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import SessionFactory
+from bot.db import SessionFactory, lock_for_claim
 from bot.digest.compose import (
     MAX_ITEMS_PER_TOPIC,
     DigestItem,
@@ -364,6 +364,7 @@ async def queue_due_digests(
             claim = (
                 claim.order_by(col(Chat.id)).limit(CLAIM_BATCH).with_for_update(skip_locked=True)
             )
+            await lock_for_claim(session)
             chats = list((await session.exec(claim)).all())
             if not chats:
                 return queued

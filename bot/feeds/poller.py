@@ -28,7 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import pipeline
 from bot.config import Settings
-from bot.db import SessionFactory
+from bot.db import SessionFactory, lock_for_claim
 from bot.feeds.errors import FeedError
 from bot.feeds.fetch import MAX_HINT_SECONDS, FetchResult, Validators, fetch_feed, make_client
 from bot.feeds.normalise import one_line
@@ -212,6 +212,7 @@ async def poll_due_feeds(
     now = now or utcnow()
     limit = limit or settings.fetch_concurrency * 4
     async with sessions() as session:
+        await lock_for_claim(session)
         claimed = list(
             (
                 await session.exec(

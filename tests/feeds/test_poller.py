@@ -637,3 +637,36 @@ async def test_two_admins_adding_the_same_feed_at_once_get_a_clear_answer(
     errors = [r for r in results if isinstance(r, BaseException)]
     assert all(isinstance(e, ValueError) and "already" in str(e) for e in errors), errors
     assert len(await list_feeds(any_sessions)) == 1
+
+
+async def test_two_processes_on_one_sqlite_file_fetch_each_due_feed_once(
+    sqlite_url: str, feed_server: FeedServer, stored_calls
+) -> None:
+    """`run`'s poll tick and `press-digest poll` on one SQLite file: SQLite has no SKIP LOCKED."""
+    from sqlmodel import SQLModel
+
+    from bot.db import create_engine, session_factory
+
+    engines = [create_engine(sqlite_url) for _ in range(2)]
+    async with engines[0].begin() as conn:
+        await conn.run_sync(SQLModel.metadata.create_all)
+    workers = [session_factory(engine) for engine in engines]
+    urls = [
+        feed_server.add_feed(f"/f{n}.xml", rss([{**ITEM_A, "guid": f"tag:x,2025:{n}"}]))
+        for n in range(12)
+    ]
+    await sync_configured_feeds(workers[0], urls)
+    settings = make_settings()
+
+    for _ in range(3):  # the race is a matter of timing: give it several chances
+        async with workers[0]() as s:
+            for feed in (await s.exec(select(Feed))).all():
+                feed.next_poll_at = utcnow() - timedelta(seconds=1)
+                s.add(feed)
+            await s.commit()
+        await asyncio.gather(*(poll_due_feeds(w, settings, limit=12) for w in workers))
+
+    fetches = [len(feed_server.requests_for(f"/f{n}.xml")) for n in range(12)]
+    assert fetches == [3] * 12
+    for engine in engines:
+        await engine.dispose()
