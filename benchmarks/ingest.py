@@ -35,6 +35,7 @@ from bot.config import Settings
 from bot.db import SessionFactory, create_engine, session_factory
 from bot.feeds.poller import poll_all_feeds, sync_configured_feeds
 from bot.models import Release
+from tests.conftest import FIXTURES
 from tests.doubles.feed_server import FeedServer
 
 ITEMS = 5000
@@ -48,13 +49,7 @@ PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0
 
 
 def fixtures_dir() -> Path:
-    if env := os.environ.get("PRESS_DIGEST_FIXTURES"):
-        return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "fixtures" / "feeds"
-        if candidate.is_dir():
-            return candidate
-    raise SystemExit("shared/fixtures/feeds not found (set PRESS_DIGEST_FIXTURES)")
+    return FIXTURES
 
 
 def build_big_feed(items: int = ITEMS, max_bytes: int | None = None) -> bytes:

@@ -35,12 +35,12 @@ from bot.matching.catalogue import all_topics
 from bot.matching.index import QueryMatcher, ReleaseText, TopicIndex
 from bot.matching.query import QueryError, compile_tree, parse_query
 from bot.matching.text import is_no_space, tokens
+from tests.conftest import FIXTURES
 
 GOAL_SECONDS = 2.0
 GOAL_RATIO = 50.0
 MIN_BODY = 2_000
 REPEAT = 3  # timings are the best of 3 runs: the 2-core machine is shared
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "feeds"
 _STOPWORDS = """the and for that with this from are was were has have had its not but all any
 can will would which their they them there then than been also into more other such said about
 our out who what when where how may per new one two his her she him you your"""

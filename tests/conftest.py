@@ -17,30 +17,13 @@ PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def _find_fixtures() -> Path | None:
-    if env := os.environ.get("PRESS_DIGEST_FIXTURES"):
-        return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "fixtures" / "feeds"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-FIXTURES = _find_fixtures()
+# Captured feeds, copied into the repository with their sources (tests/data/feeds/SOURCES.md).
+FIXTURES = Path(__file__).resolve().parent / "data" / "feeds"
 
 
 @pytest.fixture(scope="session")
 def feeds_dir() -> Path:
-    """../shared/fixtures/feeds (or $PRESS_DIGEST_FIXTURES)."""
-    if FIXTURES is None:
-        if IN_CI:
-            pytest.fail(
-                "shared/fixtures/feeds not found beside the checkout (set PRESS_DIGEST_FIXTURES)"
-            )
-        pytest.skip(
-            "shared/fixtures/feeds not found beside the checkout (set PRESS_DIGEST_FIXTURES)"
-        )
+    """tests/data/feeds: the captured feeds the tests parse."""
     return FIXTURES
 
 

@@ -15,7 +15,7 @@ It answers like Telegram does, so tests of the bot prove something:
   asked for are dropped, as Telegram does), and a second concurrent poller ends the first with
   409 Conflict;
 - every method and parameter is checked against the Bot API spec
-  (shared/spec/telegram-bot-api.json).
+  (tests/data/bot-api/telegram-bot-api.json).
 
 Deliberate differences from Telegram (stricter, so mistakes surface in tests):
 - a parameter the spec does not list is answered with 400 "Bad Request: unknown parameter X" and
@@ -133,14 +133,8 @@ MEMBER_STATUSES = frozenset({"creator", "administrator", "member", "restricted",
 
 
 def find_spec_path() -> Path:
-    """shared/spec/telegram-bot-api.json beside the checkout (or $PRESS_DIGEST_BOT_API_SPEC)."""
-    if env := os.environ.get("PRESS_DIGEST_BOT_API_SPEC"):
-        return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "spec" / "telegram-bot-api.json"
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError("shared/spec/telegram-bot-api.json not found beside the checkout")
+    """tests/data/bot-api/telegram-bot-api.json (its source: SOURCE.md beside it)."""
+    return Path(__file__).resolve().parent.parent / "data" / "bot-api" / "telegram-bot-api.json"
 
 
 _SPEC_CACHE: dict[str, Any] = {}
