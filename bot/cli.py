@@ -12,13 +12,23 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict
+from importlib import metadata
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.db import SessionFactory, migrate, open_database
+from bot.db import DatabaseUnreachable, SessionFactory, migrate, open_database
 from bot.logging import setup_logging
 
 log = logging.getLogger("bot")
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("press-digest")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        from bot import __version__
+
+        return __version__
 
 
 class UsageError(Exception):
@@ -35,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="press-digest",
         description="Government press releases as short personal Telegram digests.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.add_parser("run", help="migrate, then run the bot until SIGINT/SIGTERM")
     sub.add_parser("migrate", help="apply pending database migrations")
@@ -82,6 +93,15 @@ async def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
             for r in reports:
                 line = f"{r.status:<13} new={r.new:<4} updated={r.updated:<4} {r.url}"
                 print(line + (f"  ({r.error})" if r.error else ""))
+        if not reports:
+            print(
+                "press-digest: no feeds to poll: set FEEDS or add one with /addfeed",
+                file=sys.stderr,
+            )
+            return 1
+        if all(r.status == "error" for r in reports):
+            print("press-digest: no feed could be fetched (see the errors above)", file=sys.stderr)
+            return 1
         return 0
 
     return await _with_database(settings, job)
@@ -179,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError) as exc:
         print(f"press-digest: {exc}", file=sys.stderr)
         return 2
+    except DatabaseUnreachable as exc:
+        print(f"press-digest: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # one line for the person, the traceback in the log at DEBUG

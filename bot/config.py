@@ -19,6 +19,9 @@ HKSAR_FEEDS = (
 _TIME_RE = re.compile(r"^(\d{1,2})(?::?(\d{2}))?$")
 
 
+_TOKEN_SHAPE = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
+
+
 class ConfigError(Exception):
     """A missing or malformed setting; the message is one line naming the variable."""
 
@@ -57,6 +60,9 @@ class Settings(BaseSettings):
     default_digest_time: str = "08:00"
     send_rate: float = Field(25, gt=0)
     log_level: str = "INFO"
+    # one HTTP server in each `run` process (GET /healthz); port 0 turns it off
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
 
     # Not in the contract's table, but tunable by operators.
     max_subscriptions: int = Field(50, ge=1)
@@ -106,6 +112,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not one of DEBUG, INFO, WARNING, ERROR")
         return level
 
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _telegram_api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value.strip()):
+            raise ValueError(f"{value!r} is not an http(s) URL like https://api.telegram.org/bot")
+        return value.strip()
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -126,7 +139,14 @@ class Settings(BaseSettings):
                 "BOT_TOKEN=... in .env; to try the bot offline run "
                 "`press-digest poll` then `press-digest preview customs`"
             )
-        return self.bot_token.get_secret_value().strip()
+        token = self.bot_token.get_secret_value().strip()
+        if not _TOKEN_SHAPE.fullmatch(token):
+            # the value itself is never repeated: it may be a real token pasted wrongly
+            raise ConfigError(
+                "BOT_TOKEN does not look like a token from @BotFather (digits, a colon, then "
+                "letters, digits, _ or -, like 110201543:AAHdq...); copy it again from @BotFather"
+            )
+        return token
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +11,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, event, false, update
+from sqlalchemy import Connection, event, false, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,8 +20,8 @@ from bot.models import Chat  # importing bot.models registers every table
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+# inside the package: an installed wheel has no alembic/ folder beside it
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -35,7 +35,9 @@ def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # a folder that cannot be made: the first connection says so, naming DATABASE_URL
+            with contextlib.suppress(OSError):
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -48,7 +50,27 @@ def create_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # asyncpg waits 60 s for an unreachable host by default: say so sooner
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args={"timeout": 10}
+    )
+
+
+class DatabaseUnreachable(Exception):
+    """The database at DATABASE_URL cannot be opened; str() is one line naming the variable."""
+
+
+async def check_reachable(engine: AsyncEngine) -> None:
+    """Raises DatabaseUnreachable (password hidden) unless one round trip works."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__
+        raise DatabaseUnreachable(
+            f"cannot open the database at DATABASE_URL={where}: {reason}"
+        ) from None
 
 
 async def lock_for_claim(session: AsyncSession) -> None:
@@ -78,8 +100,8 @@ async def open_database(url: str) -> AsyncIterator[tuple[AsyncEngine, SessionFac
 
 
 def alembic_config(url: str | None = None) -> Config:
-    cfg = Config(str(ALEMBIC_INI))
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     if url:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
@@ -107,6 +129,7 @@ def _downgrade(connection: Connection, revision: str) -> None:
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     """`alembic upgrade` on this engine, from inside a running event loop."""
+    await check_reachable(engine)
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade, revision)
 
@@ -114,11 +137,3 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(_downgrade, revision)
-
-
-def migrate_sync(url: str) -> None:
-    async def _run() -> None:
-        async with open_database(url) as (engine, _):
-            await migrate(engine)
-
-    asyncio.run(_run())

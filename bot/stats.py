@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -129,3 +129,30 @@ def render_stats_text(stats: Stats) -> str:
 
 
 _DAY = timedelta(days=1)
+
+
+@dataclass
+class Health:
+    """What GET /healthz reports: the database answers, the queue depth, the poller's pulse."""
+
+    outbox_depth: int
+    last_poll_age_s: float | None  # seconds since any feed was last polled; None: never
+
+
+async def collect_health(sessions: SessionFactory) -> Health:
+    """Two cheap queries; raises whatever the database raises when it is unreachable."""
+    async with sessions() as s:
+        depth = (
+            await s.exec(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(col(OutboxMessage.state).in_([MessageState.queued, MessageState.sending]))
+            )
+        ).one()
+        last_poll = (await s.exec(select(func.max(Feed.last_polled_at)))).one()
+    age = None
+    if last_poll is not None:
+        if last_poll.tzinfo is None:  # SQLite hands back naive UTC from an aggregate
+            last_poll = last_poll.replace(tzinfo=UTC)
+        age = round(max(0.0, (utcnow() - last_poll).total_seconds()), 1)
+    return Health(outbox_depth=int(depth or 0), last_poll_age_s=age)

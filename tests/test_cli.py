@@ -130,3 +130,55 @@ def test_the_token_never_reaches_the_log(workdir, monkeypatch, capsys) -> None:
     assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" not in err
     assert "ZZHdqTcvCH1vGWJxfSeofSAs0K5PALDsbb" not in err
     logging.getLogger().handlers.clear()
+
+
+def test_version_prints_the_package_version(workdir, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("press-digest ") and out.split()[1][0].isdigit()
+
+
+def test_preview_on_an_empty_database_says_to_run_poll(workdir, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{workdir / 'pd.db'}")
+    monkeypatch.setenv("FEEDS", "http://127.0.0.1:9/a.xml")
+    assert main(["preview", "customs"]) == 0
+    out = capsys.readouterr().out
+    assert "no releases yet" in out and "press-digest poll" in out
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://someone:s3cret-pw@127.0.0.1:9/nowhere",  # nothing listens on 9
+        "sqlite+aiosqlite:////proc/no-such-dir/pd.db",  # a folder that cannot be made
+    ],
+)
+def test_an_unreachable_database_names_database_url_and_hides_the_password(
+    workdir, monkeypatch, capsys, url
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["stats"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "DATABASE_URL" in err
+    assert "s3cret-pw" not in err
+
+
+@pytest.mark.parametrize("token", ["not-a-token", "123456", "abc:def", "123:has space"])
+def test_a_malformed_token_is_refused_before_any_network_call(workdir, monkeypatch, capsys, token):
+    monkeypatch.setenv("BOT_TOKEN", token)
+    # nothing listens here: a network call would fail differently (and later)
+    monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:9/bot")
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "BOT_TOKEN" in err and "@BotFather" in err
+    assert token not in err
+
+
+def test_a_telegram_api_url_that_is_not_a_url_names_the_variable(workdir, monkeypatch, capsys):
+    monkeypatch.setenv("TELEGRAM_API_URL", "api.telegram.org")
+    assert main(["stats"]) == 2
+    assert "TELEGRAM_API_URL" in capsys.readouterr().err

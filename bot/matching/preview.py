@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from bot.db import SessionFactory
 from bot.matching.query import parse_query, query_tree
-from bot.matching.service import local_date, recent_matches
+from bot.matching.service import any_release_stored, local_date, recent_matches
 from bot.models import Release, utcnow
 
 SHOWN = 10  # releases listed; the rest are counted
@@ -47,6 +47,11 @@ async def preview_digest(
     found = await recent_matches(sessions, tree, now - timedelta(days=days), now)
     period = "day" if days == 1 else f"{days} days"
     if not found:
+        if not await any_release_stored(sessions):
+            return (
+                "The database holds no releases yet: run `press-digest poll` to fetch the "
+                "feeds, then preview again."
+            )
         return f"No release in the last {period} matched {parsed.label}."
     noun = "release" if len(found) == 1 else "releases"
     lines = [

@@ -333,3 +333,9 @@ async def recent_matches(
     """Every release published in [since, until] that matches, ranked (for preview)."""
     where = [col(Release.published_at) >= since, col(Release.published_at) <= until]
     return rank(await _scan(sessions, tree, where))
+
+
+async def any_release_stored(sessions: SessionFactory) -> bool:
+    """False on a database that has never been polled (preview then says to run `poll`)."""
+    async with sessions() as session:
+        return (await session.exec(select(Release.id).limit(1))).first() is not None

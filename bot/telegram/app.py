@@ -17,7 +17,7 @@ from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -28,8 +28,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.config import Settings
-from bot.db import SessionFactory, migrate, open_database
+from bot.config import ConfigError, Settings
+from bot.db import DatabaseUnreachable, SessionFactory, migrate, open_database
+from bot.http import http_server
 from bot.i18n import t_plain
 from bot.telegram import admin, handlers
 from bot.telegram.handlers import BotDeps
@@ -236,7 +237,8 @@ async def run_until_signal(settings: Settings) -> int:
     async with open_database(settings.database_url) as (engine, sessions):
         await migrate(engine)
         await sync_configured_feeds(sessions, settings.feeds)
-        await serve(settings, sessions, stop)
+        async with http_server(sessions, settings.http_host, settings.http_port):
+            await serve(settings, sessions, stop)
     log.info("stopped cleanly")
     return 0
 
@@ -252,6 +254,19 @@ def run_bot(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    except ConfigError as exc:  # found only at start: HTTP_PORT taken
+        print(f"press-digest: {exc}", file=sys.stderr)
+        return 2
+    except NetworkError as exc:  # getMe at start could not reach the server
+        print(
+            f"press-digest: cannot reach the Bot API at TELEGRAM_API_URL="
+            f"{settings.telegram_api_url}: {_redacted(str(exc), settings)}",
+            file=sys.stderr,
+        )
+        return 1
+    except DatabaseUnreachable as exc:
+        print(f"press-digest: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         log.debug("the bot failed", exc_info=True)
         print(

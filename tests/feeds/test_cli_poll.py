@@ -49,3 +49,33 @@ async def test_poll_json_prints_exactly_one_report_per_feed(
     ]
     assert [r["status"] for r in second] == ["not_modified", "error", "error"]
     assert [(c.announce, len(c.new_ids)) for c in stored_calls] == [(False, 2)]
+
+
+async def test_poll_exits_1_when_no_feed_could_be_fetched(
+    feed_server: FeedServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broken = feed_server.add_status("/gone.xml", 404)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FEEDS", f"{broken} http://127.0.0.1:9/refused.xml")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'poll.db'}")
+
+    exit_code = await asyncio.to_thread(main, ["poll", "--json"])
+
+    captured = capsys.readouterr()
+    assert exit_code == 1
+    assert [r["status"] for r in json.loads(captured.out)] == ["error", "error"]
+    assert "no feed could be fetched" in captured.err
+
+
+async def test_poll_with_no_feeds_at_all_exits_1_and_names_feeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FEEDS", " ")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'poll.db'}")
+
+    assert await asyncio.to_thread(main, ["poll"]) == 1
+    assert "FEEDS" in capsys.readouterr().err

@@ -5,16 +5,25 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
-from bot.db import PROJECT_ROOT
 from tests.doubles.feed_server import FeedServer
 from tests.doubles.telegram_api import BotAPIDouble
 from tests.telegram.conftest import USER_ID
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def bot_environment(tmp_path: Path, **values: str) -> dict[str, str]:
@@ -24,6 +33,7 @@ def bot_environment(tmp_path: Path, **values: str) -> dict[str, str]:
         if k.upper() not in {"BOT_TOKEN", "TELEGRAM_API_URL", "DATABASE_URL", "FEEDS", "ADMIN_IDS"}
     }
     env["PYTHONPATH"] = str(PROJECT_ROOT)
+    env["HTTP_PORT"] = "0"  # no HTTP server unless a test asks for one (tests run side by side)
     env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     env.update(values)
     return env
@@ -45,6 +55,7 @@ async def test_run_answers_start_and_stops_cleanly_on_sigterm(
         TELEGRAM_API_URL=api.base_url,
         FEEDS=feed_server.url("/gia.xml"),
         LOG_LEVEL="DEBUG",
+        HTTP_PORT=str(port := free_port()),
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
@@ -54,6 +65,12 @@ async def test_run_answers_start_and_stops_cleanly_on_sigterm(
         reply = (await api.wait_for_message(USER_ID, timeout=60))[0]
         assert reply.text.startswith("Hello!")
         await api.wait_for(lambda: bool(feed_server.requests_for("/gia.xml")), timeout=30)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                assert response.status == 200
+                health = await response.json()
+        assert health["status"] == "ok" and health["database"] == "ok"
+        assert health["role"] == "all" and isinstance(health["outbox_depth"], int)
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), 30)
     finally:
@@ -99,3 +116,46 @@ async def test_run_with_a_rejected_token_exits_2_without_showing_it(
     assert process.returncode == 2
     assert "rejected BOT_TOKEN" in log and "@BotFather" in log
     assert "wrong-token" not in log
+
+
+async def test_run_with_an_unreachable_bot_api_names_telegram_api_url(tmp_path: Path) -> None:
+    env = bot_environment(
+        tmp_path,
+        BOT_TOKEN="123456:TEST-token-abcdefghijklmnopqrstuvwxyz",
+        TELEGRAM_API_URL="http://127.0.0.1:9/bot",  # nothing listens on port 9
+        FEEDS="http://127.0.0.1:9/x.xml",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    last = stderr.decode().strip().splitlines()[-1]
+    assert process.returncode == 1
+    assert "TELEGRAM_API_URL" in last and "127.0.0.1:9" in last
+    assert "TEST-token" not in stderr.decode()
+
+
+async def test_run_with_a_taken_http_port_exits_2_naming_http_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = bot_environment(
+            tmp_path,
+            BOT_TOKEN="123456:TEST-token-abcdefghijklmnopqrstuvwxyz",
+            TELEGRAM_API_URL="http://127.0.0.1:9/bot",
+            FEEDS="http://127.0.0.1:9/x.xml",
+            HTTP_PORT=str(taken.getsockname()[1]),
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    lines = stderr.decode().strip().splitlines()
+    assert process.returncode == 2
+    assert "HTTP_PORT" in lines[-1]
