@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     default_digest_time: str = "08:00"
     send_rate: float = Field(25, gt=0)
     log_level: str = "INFO"
+    log_format: str = "text"  # or json: one object a line
     # one HTTP server in each `run` process (GET /healthz); port 0 turns it off
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
@@ -111,6 +112,13 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"{value!r} is not one of DEBUG, INFO, WARNING, ERROR")
         return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.strip().lower() not in {"text", "json"}:
+            raise ValueError(f"{value!r} is not text or json")
+        return value.strip().lower()
 
     @field_validator("telegram_api_url")
     @classmethod

@@ -182,3 +182,29 @@ def test_a_telegram_api_url_that_is_not_a_url_names_the_variable(workdir, monkey
     monkeypatch.setenv("TELEGRAM_API_URL", "api.telegram.org")
     assert main(["stats"]) == 2
     assert "TELEGRAM_API_URL" in capsys.readouterr().err
+
+
+def test_json_logs_are_one_object_a_line_and_never_show_the_token(workdir, monkeypatch, capsys):
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    setup_logging("INFO", load_settings())
+    log = logging.getLogger("bot.sender")
+    log.info("sent to chat %s via https://api.telegram.org/bot%s/x", 42, TOKEN, extra={"chat": 42})
+    try:
+        raise RuntimeError(f"POST https://api.telegram.org/bot{TOKEN}/sendMessage failed")
+    except RuntimeError:
+        log.exception("send failed", extra={"feed": "http://127.0.0.1:9/a.xml"})
+    err = capsys.readouterr().err
+    logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in err.strip().splitlines()]
+    assert [line["level"] for line in lines] == ["INFO", "ERROR"]
+    assert lines[0]["logger"] == "bot.sender" and lines[0]["chat"] == 42 and "time" in lines[0]
+    assert lines[1]["feed"] == "http://127.0.0.1:9/a.xml"
+    assert "sendMessage failed" in lines[1]["exception"]
+    assert TOKEN not in err and TOKEN.split(":")[1] not in err
+
+
+def test_an_unknown_log_format_names_the_variable(workdir, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("LOG_FORMAT", "xml")
+    assert main(["stats"]) == 2
+    assert "LOG_FORMAT" in capsys.readouterr().err
