@@ -14,9 +14,11 @@ from tests.conftest import _pg_admin_execute
 
 
 async def _get(port: int) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-            return response.status, await response.json()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/healthz") as response,
+    ):
+        return response.status, await response.json()
 
 
 async def test_healthz_reports_the_outbox_depth_and_the_age_of_the_last_poll(any_sessions):

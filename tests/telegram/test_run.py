@@ -65,10 +65,12 @@ async def test_run_answers_start_and_stops_cleanly_on_sigterm(
         reply = (await api.wait_for_message(USER_ID, timeout=60))[0]
         assert reply.text.startswith("Hello!")
         await api.wait_for(lambda: bool(feed_server.requests_for("/gia.xml")), timeout=30)
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                assert response.status == 200
-                health = await response.json()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/healthz") as response,
+        ):
+            assert response.status == 200
+            health = await response.json()
         assert health["status"] == "ok" and health["database"] == "ok"
         assert health["role"] == "all" and isinstance(health["outbox_depth"], int)
         process.send_signal(signal.SIGTERM)
