@@ -41,7 +41,8 @@ POLL_TICK_SECONDS = 15.0  # the poller claims only the feeds that are due
 DIGEST_TICK_SECONDS = 30.0
 # a tick that missed its moment (a busy loop) still runs once, not once per missed moment
 JOB_KWARGS = {"misfire_grace_time": 60, "coalesce": True, "max_instances": 1}
-SENDER_STOP_TIMEOUT = 10.0
+SENDER_STOP_TIMEOUT = 8.0  # with the updater's, inside SIGTERM's 10 s
+UPDATER_STOP_TIMEOUT = 4.0
 # what the handlers use; anything else would only cost traffic
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
@@ -209,20 +210,42 @@ async def serve(
             await stop.wait()
             log.info("stopping")
         finally:
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
+            sender_stop.set()  # the sender finishes what it holds while the updater stops
             for task in list(d.background):
                 task.cancel()
-            sender_stop.set()
-            if sender_task is not None:
-                try:
-                    await asyncio.wait_for(sender_task, SENDER_STOP_TIMEOUT)
-                except (TimeoutError, asyncio.CancelledError):
-                    log.warning("the sender did not stop in %ss", SENDER_STOP_TIMEOUT)
-                except Exception:
-                    log.exception("the sender failed")
+            await asyncio.gather(_stop_updater(app), _stop_sender(sender_task))
             if app.running:
                 await app.stop()
+
+
+async def _stop_updater(app: Application) -> None:  # type: ignore[type-arg]
+    """Stops long polling within UPDATER_STOP_TIMEOUT, even while PTB sleeps between retries.
+
+    PTB's retry loop sleeps up to 30 s (or a 429's retry_after) without looking at its stop
+    event: waiting for it would overrun SIGTERM's 10 s. Cancelling ends that sleep.
+    """
+    updater = app.updater
+    if updater is None or not updater.running:
+        return
+    stopping = asyncio.ensure_future(updater.stop())
+    for _ in range(2):  # the second round bounds PTB's final getUpdates after the cancel
+        done, _pending = await asyncio.wait({stopping}, timeout=UPDATER_STOP_TIMEOUT / 2)
+        if done:
+            break
+        stopping.cancel()
+    with contextlib.suppress(asyncio.CancelledError, TelegramError):
+        await stopping
+
+
+async def _stop_sender(sender_task: asyncio.Task[None] | None) -> None:
+    if sender_task is None:
+        return
+    try:
+        await asyncio.wait_for(sender_task, SENDER_STOP_TIMEOUT)
+    except (TimeoutError, asyncio.CancelledError):
+        log.warning("the sender did not stop in %ss", SENDER_STOP_TIMEOUT)
+    except Exception:
+        log.exception("the sender failed")
 
 
 async def run_until_signal(settings: Settings) -> int:

@@ -161,3 +161,32 @@ async def test_run_with_a_taken_http_port_exits_2_naming_http_port(tmp_path: Pat
     lines = stderr.decode().strip().splitlines()
     assert process.returncode == 2
     assert "HTTP_PORT" in lines[-1]
+
+
+async def test_sigterm_stops_within_10_s_while_polling_backs_off(
+    api: BotAPIDouble, tmp_path: Path
+) -> None:
+    """Telegram says 429 retry_after=30 to getUpdates: PTB sleeps 30 s; SIGTERM must not wait."""
+    env = bot_environment(
+        tmp_path, BOT_TOKEN=api.token, TELEGRAM_API_URL=api.base_url, FEEDS="http://127.0.0.1:9/x"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        api.push_message(USER_ID, "/help")
+        await api.wait_for_message(USER_ID, timeout=60)
+        polls = len(api.calls_to("getUpdates"))
+        api.fail_next("getUpdates", status=429, retry_after=30)
+        await api.wait_for(lambda: len(api.calls_to("getUpdates")) > polls, timeout=60)
+        await asyncio.sleep(0.5)  # the updater is now asleep for 30 s
+        started = asyncio.get_running_loop().time()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert took < 10, f"stopping took {took:.1f} s"
