@@ -48,7 +48,6 @@ import asyncio
 import itertools
 import json
 import math
-import os
 import re
 import time
 from collections import deque
@@ -860,7 +859,8 @@ class BotAPIDouble:
     pending_updates; messages_to(), calls_to(), wait_for(), wait_for_message().
     What tests do: push_message(), push_callback(), push_update(), set_chat_member_status(),
     block_chat(), deactivate_user(), delete_chat(), migrate_chat(), delete_topic(),
-    close_topic(), fail_next(), drop_next(), reset_limits(); ptb_bot() / ptb_request().
+    close_topic(), fail_next(), drop_next(), hold_answers(), reset_limits();
+    ptb_bot() / ptb_request().
     """
 
     def __init__(
@@ -931,6 +931,8 @@ class BotAPIDouble:
         self._callback_ids: dict[str, bool] = {}  # issued id -> answered
         self._failures: dict[str, deque[_PlannedFailure]] = {}
         self._drops: dict[str, list[int]] = {}  # method -> [times left, after_processing]
+        self._holds: dict[str, list[float]] = {}  # method -> [fraction, seconds, calls seen]
+        self.held_answers = 0
         self._updates: deque[dict[str, Any]] = deque()
         self._next_update_id = 700_000_001
         self._allowed_updates: set[str] | None = None
@@ -1323,6 +1325,27 @@ class BotAPIDouble:
         """
         self._drops[method] = [times, int(after_processing)]
 
+    def hold_answers(self, method: str, *, fraction: float, seconds: float) -> None:
+        """A slow Telegram: `fraction` of successful calls of method are answered `seconds` late.
+
+        The work is done (and recorded) first, only the answer waits, so a client that gives up
+        and retries delivers the message twice. Calls are picked evenly (every 1/fraction-th),
+        so a test gets the same share each run; fraction=0 ends the holding.
+        """
+        self._holds[method] = [fraction, seconds, 0]
+
+    def _hold_for(self, method: str) -> float:
+        """Seconds to hold this answer (0: answer at once); counts the call."""
+        hold = self._holds.get(method)
+        if hold is None or hold[0] <= 0:
+            return 0.0
+        fraction, seconds, seen = hold
+        hold[2] = seen + 1
+        if math.floor((seen + 1) * fraction) > math.floor(seen * fraction):
+            self.held_answers += 1
+            return seconds
+        return 0.0
+
     def reset_limits(self) -> None:
         """Forgets flood-control history and running retry_after bans (counts are kept)."""
         self._flood.reset()
@@ -1396,6 +1419,8 @@ class BotAPIDouble:
         if drop_after:
             call.status = 0
             return _drop_connection(request)
+        if held := self._hold_for(method):
+            await asyncio.sleep(held)
         return web.Response(
             body=json.dumps({"ok": True, "result": result}, ensure_ascii=False).encode(),
             content_type="application/json",
