@@ -160,3 +160,11 @@ async def test_send_digests_drains_the_outbox_and_sums_it_up(sessions, api):
 
     assert summary == "queued 0, sent 1, blocked 1, failed 0"
     assert [m.text for m in api.messages_to(801)] == ["queued earlier"]
+
+
+async def test_a_bare_ampersand_is_refused_before_any_draft(any_sessions):
+    with pytest.raises(TelegramHTMLError) as caught:
+        await create_broadcast(any_sessions, "Fish & chips", created_by=1)
+    assert str(caught.value) == "a bare '&' at character 6: write &amp; for a literal &"
+    async with any_sessions() as s:
+        assert (await s.exec(select(Broadcast))).all() == []

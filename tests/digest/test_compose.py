@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.delivery.html import TelegramHTMLError, check_telegram_html, utf16_len, visible_text
 from bot.digest.compose import DigestItem, DigestSection, compose_digest, compose_instant
-from tests.digest.telegram_html import HTMLRuleError, check_html, utf16_units, visible_text
 
 HK = ZoneInfo("Asia/Hong_Kong")
 NOW = datetime(2026, 11, 28, 20, 0, tzinfo=UTC)  # Sun 29 Nov 04:00 in Hong Kong
@@ -34,8 +34,8 @@ def digest(
     count = total if total is not None else sum(len(s.items) + s.more for s in sections)
     parts = compose_digest(sections, language=language, tz=HK, now=NOW, total=count)
     for part in parts:
-        check_html(part)
-        assert utf16_units(part) <= 4096
+        check_telegram_html(part)
+        assert utf16_len(part) <= 4096
     return parts
 
 
@@ -48,9 +48,11 @@ def test_checker_rejects_what_telegram_rejects() -> None:
         "1 < 2",
         '<a href="x" onclick="y">z</a>',
     ):
-        with pytest.raises(HTMLRuleError):
-            check_html(bad)
-    check_html('<b>x</b> &lt;&amp;&#160;&#xA0; <a href="https://x/?a=1&amp;b=&quot;">y</a>')
+        with pytest.raises(TelegramHTMLError):
+            check_telegram_html(bad)
+    check_telegram_html(
+        '<b>x</b> &lt;&amp;&#160;&#xA0; <a href="https://x/?a=1&amp;b=&quot;">y</a>'
+    )
 
 
 def test_header_has_the_local_date_and_the_number_of_releases() -> None:
@@ -170,7 +172,7 @@ def test_instant_alert_lists_every_release_of_the_poll() -> None:
     [part] = compose_instant(
         [DigestSection("Customs", "customs", [item(1), item(2), item(3)])], language="en", total=3
     )
-    check_html(part)
+    check_telegram_html(part)
     text = visible_text(part)
     assert "3 new releases" in text
     assert all(f"Release number {n}" in text for n in (1, 2, 3))

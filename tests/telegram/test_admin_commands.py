@@ -173,3 +173,11 @@ async def test_two_confirm_taps_at_once_queue_once_and_the_second_is_told_polite
         assert [m.text for m in bot.api.messages_to(chat_id)].count("Tonight only") == 1
     queued_notes = [m for m in bot.api.messages_to(ADMIN_ID) if m.text.startswith("Broadcast #1")]
     assert len(queued_notes) == 1  # one progress message, edited to the final tally
+
+
+async def test_broadcast_with_a_bare_ampersand_is_refused_before_any_draft(bot: Bot) -> None:
+    reply = await bot.say(ADMIN_ID, "/broadcast Fish & chips")
+
+    assert reply.text == "Not queued: a bare '&' at character 6: write &amp; for a literal &"
+    async with bot.sessions() as s:
+        assert (await s.exec(select(Broadcast))).all() == []
