@@ -37,6 +37,14 @@ class BroadcastTally:
         return self.pending == 0
 
 
+@dataclass(frozen=True)
+class Confirmation:
+    """What a Confirm did: `queued_now` is True only for the one call that queued the broadcast."""
+
+    broadcast: Broadcast
+    queued_now: bool
+
+
 async def create_broadcast(
     sessions: SessionFactory, text: str, created_by: int | None
 ) -> Broadcast:
@@ -55,12 +63,12 @@ async def _get(sessions: SessionFactory, broadcast_id: int) -> Broadcast | None:
         return await session.get(Broadcast, broadcast_id)
 
 
-async def confirm_broadcast(sessions: SessionFactory, broadcast_id: int) -> Broadcast:
+async def confirm_broadcast(sessions: SessionFactory, broadcast_id: int) -> Confirmation:
     """draft → queued: one outbox message per active chat, `total` set, in one transaction.
 
-    Idempotent: only the call that moves the draft to queued inserts anything, so a double
-    tap on Confirm queues once. A cancelled or already queued broadcast is returned as is.
-    LookupError if there is no such broadcast.
+    Atomic: a conditional UPDATE (draft → queued) decides, by its rowcount, which call queues;
+    any other call at the same moment, or later, gets `queued_now=False` and the broadcast as
+    it is (a double tap on Confirm queues once). LookupError if there is no such broadcast.
     """
     now = utcnow()
     async with sessions() as session:
@@ -69,7 +77,8 @@ async def confirm_broadcast(sessions: SessionFactory, broadcast_id: int) -> Broa
             .where(BROADCAST.c.id == broadcast_id, BROADCAST.c.state == BroadcastState.draft.value)
             .values(state=BroadcastState.queued.value, confirmed_at=now)
         )
-        if moved.rowcount == 1:
+        queued_now = moved.rowcount == 1
+        if queued_now:
             found = await fetch_rows(
                 session, select(BROADCAST.c.text).where(BROADCAST.c.id == broadcast_id)
             )
@@ -113,7 +122,7 @@ async def confirm_broadcast(sessions: SessionFactory, broadcast_id: int) -> Broa
     broadcast = await _get(sessions, broadcast_id)
     if broadcast is None:
         raise LookupError(f"there is no broadcast #{broadcast_id}")
-    return broadcast
+    return Confirmation(broadcast, queued_now)
 
 
 async def cancel_broadcast(sessions: SessionFactory, broadcast_id: int) -> Broadcast | None:
@@ -132,7 +141,7 @@ async def queue_broadcast(sessions: SessionFactory, text: str, created_by: int |
     """create + confirm (`press-digest broadcast TEXT`); TelegramHTMLError first, if any."""
     draft = await create_broadcast(sessions, text, created_by)
     assert draft.id is not None
-    return await confirm_broadcast(sessions, draft.id)
+    return (await confirm_broadcast(sessions, draft.id)).broadcast
 
 
 async def broadcast_tally(sessions: SessionFactory, broadcast_id: int) -> BroadcastTally:

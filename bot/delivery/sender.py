@@ -15,7 +15,13 @@ Errors:
 - Forbidden, BadRequest "chat not found": the chat becomes inactive, its queue is dropped.
 - ChatMigrated: the chat moves to the new id (merged into an existing row for that id),
   the message is sent again there.
-- NetworkError, TimedOut, 5xx: retried with exponential backoff and jitter, then `failed`.
+- TimedOut, or a NetworkError after the request was written (connection reset, closed
+  without an answer): Telegram may have delivered it. It is never sent again: it is stored as
+  `sent` without a message id, `last_error` saying "maybe delivered, not resent". A digest
+  twice is worse than one missing (and a 25 s read timeout, `send_timeout`, means Telegram
+  had the request: in the incident behind this rule every timed-out send had arrived).
+- NetworkError before the request left (connect, pool), 5xx: retried with exponential backoff
+  and jitter, then `failed`.
 - Any other BadRequest (e.g. can't parse entities): `failed` at once; retrying cannot help.
 
 Pipeline in one process: a claimer takes batches of due messages from the database, a
@@ -39,11 +45,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import httpx
 from sqlalchemy import Table, and_, bindparam, delete, exists, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.request import HTTPXRequest
 
 from bot.db import SessionFactory
@@ -88,6 +103,9 @@ class DeliveryLimits:
     lanes: int = -1  # connection pools of our own; -1: one per 2 workers, at most 8; 0: none
     flush_interval: float = 0.05  # seconds the writer gathers outcomes before writing them
     idle_poll: float = 2.0  # seconds between looks at the queue when nothing is due
+    # seconds to wait for Telegram's answer to a send (PTB's 5 s is too short under load: a
+    # late answer to a delivered message looked like a failure, and the retry was a duplicate)
+    send_timeout: float = 25.0
 
     @classmethod
     def from_settings(cls, settings: SenderSettings, **overrides: Any) -> DeliveryLimits:
@@ -153,6 +171,15 @@ class _Sent:
 
 
 @dataclass(frozen=True)
+class _Unconfirmed:
+    """No answer, but Telegram may have delivered it: stored as sent, never sent again."""
+
+    msg: ClaimedMessage
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
 class _Retry:
     """Back to the queue until `at`; `count_attempt` for transient errors, not for 429."""
 
@@ -187,7 +214,7 @@ class _Released:
     msg: ClaimedMessage
 
 
-_Outcome = _Sent | _Retry | _Failed | _ChatGone | _Migrated | _Released
+_Outcome = _Sent | _Unconfirmed | _Retry | _Failed | _ChatGone | _Migrated | _Released
 
 
 @dataclass
@@ -239,6 +266,35 @@ def _retry_after_seconds(exc: RetryAfter) -> float:
         return value.total_seconds()
     public = exc.retry_after
     return public.total_seconds() if isinstance(public, timedelta) else float(public)
+
+
+# the request never reached Telegram: sending it again cannot make a duplicate
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+    httpx.LocalProtocolError,
+    httpx.UnsupportedProtocol,
+    httpx.ProxyError,
+)
+# the request was written and the answer never came: Telegram may have sent the message
+_ANSWER_LOST = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
+
+
+def maybe_delivered(exc: BaseException) -> bool:
+    """True if Telegram may have delivered the message although we got no answer.
+
+    A timeout counts unless it came before the request left (connect, pool, write); another
+    network error counts only when the answer was lost after the request was written.
+    """
+    if isinstance(exc, BadRequest | Forbidden | RetryAfter | ChatMigrated):
+        return False  # Telegram answered
+    cause = exc.__cause__
+    if isinstance(exc, TimedOut):
+        return not isinstance(cause, _NOT_SENT)
+    return isinstance(exc, NetworkError) and isinstance(cause, _ANSWER_LOST)
 
 
 def _is_chat_gone(exc: BadRequest) -> bool:
@@ -473,6 +529,8 @@ class Sender:
                 parse_mode=ParseMode.HTML,
                 link_preview_options=self._link_preview,
                 message_thread_id=msg.thread_id or None,
+                read_timeout=self.limits.send_timeout,
+                write_timeout=self.limits.send_timeout,
             )
             at = utcnow()
             outcome = _Sent(msg, sent.message_id, at)
@@ -491,7 +549,16 @@ class Sender:
                 outcome = _ChatGone(msg, _one_line(exc.message))
             else:
                 outcome = _Failed(msg, _one_line(exc.message))
-        except (TelegramError, OSError, TimeoutError) as exc:  # NetworkError, TimedOut, 5xx
+        except NetworkError as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if maybe_delivered(exc):
+                log.warning("message %s: no answer, maybe delivered; not resent", msg.id)
+                outcome = _Unconfirmed(
+                    msg, utcnow(), _one_line(f"maybe delivered, not resent: {reason}")
+                )
+            else:
+                outcome = self._transient(msg, reason)
+        except (TelegramError, OSError, TimeoutError) as exc:  # 5xx and the like
             outcome = self._transient(msg, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a bug must not stop the sender; the message is retried
             log.exception("unexpected error sending message %s", msg.id)
@@ -605,6 +672,7 @@ class Sender:
         """Writes a batch of outcomes in one transaction; returns what they count for."""
         stats = DeliveryStats()
         sent = [o for o in batch if isinstance(o, _Sent)]
+        unconfirmed = [o for o in batch if isinstance(o, _Unconfirmed)]
         retries = [o for o in batch if isinstance(o, _Retry)]
         failed = [o for o in batch if isinstance(o, _Failed)]
         released = [o for o in batch if isinstance(o, _Released)]
@@ -634,6 +702,22 @@ class Sender:
                 # the chat's next message: the chat's interval after this one really went
                 await self._pace_chats(session, [(o.msg, o.at) for o in sent])
                 stats.sent += len(sent)
+            if unconfirmed:
+                await session.exec(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id == bindparam("b_id"))
+                    .values(
+                        state=MessageState.sent.value,
+                        sent_at=bindparam("b_at"),
+                        last_error=bindparam("b_reason"),
+                        claimed_until=None,
+                    ),
+                    params=[
+                        {"b_id": o.msg.id, "b_at": o.at, "b_reason": o.reason} for o in unconfirmed
+                    ],
+                )
+                await self._pace_chats(session, [(o.msg, o.at) for o in unconfirmed])
+                stats.sent += len(unconfirmed)
             if retries:
                 await session.exec(
                     update(OUTBOX)

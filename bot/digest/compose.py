@@ -3,6 +3,9 @@
 Plain data in (sections of releases, already grouped and ranked), strings out: no database and
 no Telegram here. Every piece of feed text goes through `escape`; parts split only between
 releases, and a release too long for a part on its own has its summary, then its title, cut.
+Parts are sized by what Telegram counts (`visible_length`: the text after parsing), and a
+digest is at most MAX_DIGEST_PARTS messages whatever the feeds contain: the releases that do
+not fit are counted in their topic's "…and N more: /search TOPIC".
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from bot.delivery.html import escape
+from bot.delivery.html import escape, visible_length
 
 MAX_MESSAGE_UNITS = 4096
 MAX_ITEMS_PER_TOPIC = 10
+MAX_DIGEST_PARTS = 3
 SUMMARY_CHARS = 160
 LABEL_CHARS = 100
 QUERY_CHARS = 200  # the longest query a subscription accepts
-TITLE_CHARS = 300
+TITLE_CHARS = 200
 LINK_UNITS = 2000  # a longer (escaped) link is shown as plain text: no real release has one
 # room kept free in every part for the "(2/3)" marker, whose width is unknown until the end
 _PART_MARKER_RESERVE = 24
@@ -36,6 +40,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "count_one": "1 new release",
         "count_many": "{n} new releases",
         "more": "…and {n} more: /search {query}",
+        "more_topics": "…and {n} more in {topics} more topics: /list",
         "part": "({index}/{total})",
         "continued": "(continued)",
     },
@@ -45,6 +50,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "count_one": "1 則新公報",
         "count_many": "{n} 則新公報",
         "more": "…還有 {n} 則：/search {query}",
+        "more_topics": "…還有 {topics} 個主題共 {n} 則：/list",
         "part": "（{index}/{total}）",
         "continued": "（續）",
     },
@@ -71,13 +77,6 @@ class DigestSection:
     topic_query: str  # as the user can type it after /search
     items: list[DigestItem]  # at most MAX_ITEMS_PER_TOPIC, newest first
     more: int = 0  # releases of this topic left out
-
-
-def utf16_units(text: str) -> int:
-    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP counts 2)."""
-    if text.isascii():
-        return len(text)
-    return len(text.encode("utf-16-le")) // 2
 
 
 def _strings(language: str) -> dict[str, str]:
@@ -133,20 +132,19 @@ ITEM_BUDGET = MAX_MESSAGE_UNITS - _PART_MARKER_RESERVE - _HEADER_ROOM - _HEADING
 def _fitted_release(title: str, link: str, summary: str, budget: int) -> tuple[str, int]:
     """A release rendered within `budget` units, and its size: cut the summary, then the title."""
     text = _render_release(title, link, summary, SUMMARY_CHARS, TITLE_CHARS)
-    units = utf16_units(text)
+    units = visible_length(text)
     if units <= budget:
         return text, units
     for summary_limit in (80, 40, 0):
         text = _render_release(title, link, summary, summary_limit, TITLE_CHARS)
-        units = utf16_units(text)
+        units = visible_length(text)
         if units <= budget:
             return text, units
-    # escaping can grow a character to 6 ("&quot;"), so shrink until it fits
     title_limit = TITLE_CHARS
     while units > budget and title_limit > 1:
         title_limit = max(title_limit * 3 // 4, 1)
         text = _render_release(title, link, summary, 0, title_limit)
-        units = utf16_units(text)
+        units = visible_length(text)
     return text, units
 
 
@@ -162,7 +160,7 @@ class _Block:
 def _split_into_parts(header: str, blocks: list[_Block], language: str) -> list[str]:
     budget = MAX_MESSAGE_UNITS - _PART_MARKER_RESERVE
     parts: list[list[str]] = [[header]]
-    used = utf16_units(header)
+    used = visible_length(header)
     last_was_heading = False
     for block in blocks:
         if block.heading is None:  # a section heading, after a blank line
@@ -181,7 +179,7 @@ def _split_into_parts(header: str, blocks: list[_Block], language: str) -> list[
             else:
                 opening = f"{block.heading} {_strings(language)['continued']}"
             parts.append([opening])
-            used = utf16_units(opening)
+            used = visible_length(opening)
         parts[-1].append("\n" + block.text)
         used += block.units + 1
         last_was_heading = False
@@ -199,31 +197,69 @@ def _heading(section: DigestSection) -> str:
     return f"<b>{escape(shorten(section.topic_label, LABEL_CHARS))}</b>"
 
 
-def _section_blocks(section: DigestSection, language: str) -> list[_Block]:
-    heading = _heading(section)
-    blocks = [_Block(heading, utf16_units(heading), None)]
+def _shown_items(section: DigestSection) -> list[DigestItem]:
     newest_first = sorted(section.items, key=lambda item: item.published_at, reverse=True)
-    items = newest_first[:MAX_ITEMS_PER_TOPIC]
+    return newest_first[:MAX_ITEMS_PER_TOPIC]
+
+
+def _section_blocks(section: DigestSection, language: str, keep: int) -> list[_Block]:
+    """The heading and the first `keep` releases; the rest counted in "…and N more"."""
+    heading = _heading(section)
+    items = _shown_items(section)[:keep]
     more = section.more + len(section.items) - len(items)
     more_line = ""
     if more > 0:
         query = escape(shorten(section.topic_query, QUERY_CHARS))
         more_line = "\n<i>" + _strings(language)["more"].format(n=more, query=query) + "</i>"
+    if not items:  # a topic cut whole: its heading and where to find its releases
+        return [_Block(heading + more_line, visible_length(heading + more_line), None)]
+    blocks = [_Block(heading, visible_length(heading), None)]
     for index, item in enumerate(items):
         tail = more_line if index == len(items) - 1 else ""
-        tail_units = utf16_units(tail) if tail else 0
+        tail_units = visible_length(tail) if tail else 0
         text, units = _fitted_release(item.title, item.link, item.summary, ITEM_BUDGET - tail_units)
         blocks.append(_Block(text + tail, units + tail_units, heading))
     return blocks
 
 
-def _compose(header: str, sections: list[DigestSection], language: str) -> list[str]:
-    if not any(section.items for section in sections):
-        return []
+def _parts_keeping(
+    header: str, sections: list[DigestSection], language: str, keep: int, topics: int
+) -> list[str]:
+    """Parts showing the first `keep` releases (display order) of the first `topics` topics;
+    the topics after those are summed up in one line."""
     blocks: list[_Block] = []
-    for section in sections:
-        blocks.extend(_section_blocks(section, language))
+    for section in sections[:topics]:
+        shown = min(keep, len(_shown_items(section)))
+        blocks.extend(_section_blocks(section, language, shown))
+        keep -= shown
+    rest = sections[topics:]
+    if rest:
+        n = sum(len(section.items) + section.more for section in rest)
+        line = _strings(language)["more_topics"].format(n=n, topics=len(rest))
+        blocks.append(_Block(f"<i>{line}</i>", visible_length(line), None))
     return _split_into_parts(header, blocks, language)
+
+
+def _compose(header: str, sections: list[DigestSection], language: str) -> list[str]:
+    sections = [section for section in sections if section.items]
+    if not sections:
+        return []
+    shown = sum(len(_shown_items(section)) for section in sections)
+    parts = _parts_keeping(header, sections, language, shown, len(sections))
+    if len(parts) <= MAX_DIGEST_PARTS:
+        return parts
+    # too long for a few messages: keep as many releases as fit (parts grow with `keep`)
+    low, high = 0, shown - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        fits = len(_parts_keeping(header, sections, language, middle, len(sections)))
+        low, high = (middle, high) if fits <= MAX_DIGEST_PARTS else (low, middle - 1)
+    topics = len(sections)
+    parts = _parts_keeping(header, sections, language, low, topics)
+    while len(parts) > MAX_DIGEST_PARTS and topics > 1:  # even the "more" lines are too many
+        topics -= 1
+        parts = _parts_keeping(header, sections, language, low, topics)
+    return parts
 
 
 def _count_line(total: int, language: str) -> str:

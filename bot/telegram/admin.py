@@ -13,9 +13,8 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.delivery.html import escape
-from bot.digest.schedule import as_utc
 from bot.i18n import t, t_plain
-from bot.models import BroadcastState, Chat, utcnow
+from bot.models import BroadcastState, Chat
 from bot.telegram import keyboards
 from bot.telegram.handlers import (
     MESSAGE_BUDGET,
@@ -216,17 +215,16 @@ async def broadcast_button(
         await _drop_buttons(query.message)
         await send(update, context, t(lang, "broadcast_cancelled", id=broadcast_id))
         return
-    pressed_at = utcnow()
     try:
-        confirmed = await confirm_broadcast(sessions, broadcast_id)
+        confirmation = await confirm_broadcast(sessions, broadcast_id)
     except (LookupError, ValueError) as exc:
         log.info("broadcast %s cannot be confirmed: %s", broadcast_id, exc)
         await query.answer(t_plain(lang, "button_broadcast_stale"))
         return
-    already = confirmed.confirmed_at is not None and as_utc(confirmed.confirmed_at) < pressed_at
-    if confirmed.state not in (BroadcastState.queued, BroadcastState.done) or already:
+    if not confirmation.queued_now:  # another tap (or a cancel) got there first
         await query.answer(t_plain(lang, "button_broadcast_stale"))
         return
+    confirmed = confirmation.broadcast
     d = deps(context)
     d.wake_sender()
     await query.answer(t_plain(lang, "button_broadcast_queued", total=confirmed.total))

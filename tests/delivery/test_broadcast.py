@@ -46,7 +46,8 @@ async def test_cancel_queues_nothing(any_sessions):
     assert cancelled.state == BroadcastState.cancelled
     assert await outbox(any_sessions) == []
     # and a late Confirm on a cancelled preview does nothing either
-    assert (await confirm_broadcast(any_sessions, draft.id)).state == BroadcastState.cancelled
+    late = await confirm_broadcast(any_sessions, draft.id)
+    assert late.broadcast.state == BroadcastState.cancelled and not late.queued_now
     assert await outbox(any_sessions) == []
     assert await cancel_broadcast(any_sessions, 999) is None
 
@@ -63,13 +64,26 @@ async def test_confirm_twice_queues_once_to_every_active_chat_paused_included(an
     first = await confirm_broadcast(any_sessions, draft.id)
     second = await confirm_broadcast(any_sessions, draft.id)
 
-    assert first.state == second.state == BroadcastState.queued
-    assert first.total == second.total == 2
+    assert (first.queued_now, second.queued_now) == (True, False)
+    assert first.broadcast.state == second.broadcast.state == BroadcastState.queued
+    assert first.broadcast.total == second.broadcast.total == 2
     rows = await outbox(any_sessions)
     assert sorted(r.chat_id for r in rows) == [active.id, paused.id]
     assert {(r.kind, r.text, r.broadcast_id) for r in rows} == {
         (MessageKind.broadcast, "<b>Service note</b>", draft.id)
     }
+
+
+async def test_two_taps_at_once_queue_one_copy_per_chat(any_sessions):
+    chats = await add_chats(any_sessions, [11, 12, 13])
+    draft = await create_broadcast(any_sessions, "<b>Once</b>", created_by=1)
+
+    taps = await asyncio.gather(*(confirm_broadcast(any_sessions, draft.id) for _ in range(2)))
+
+    assert sorted(tap.queued_now for tap in taps) == [False, True]  # one tap queued it
+    assert [tap.broadcast.total for tap in taps] == [3, 3]
+    rows = await outbox(any_sessions)
+    assert sorted(r.chat_id for r in rows) == sorted(chat.id for chat in chats)
 
 
 async def test_tally_counts_delivered_blocked_and_failed_after_a_drain(sessions, api, make_sender):
@@ -146,3 +160,11 @@ async def test_send_digests_drains_the_outbox_and_sums_it_up(sessions, api):
 
     assert summary == "queued 0, sent 1, blocked 1, failed 0"
     assert [m.text for m in api.messages_to(801)] == ["queued earlier"]
+
+
+async def test_a_bare_ampersand_is_refused_before_any_draft(any_sessions):
+    with pytest.raises(TelegramHTMLError) as caught:
+        await create_broadcast(any_sessions, "Fish & chips", created_by=1)
+    assert str(caught.value) == "a bare '&' at character 6: write &amp; for a literal &"
+    async with any_sessions() as s:
+        assert (await s.exec(select(Broadcast))).all() == []

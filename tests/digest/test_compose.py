@@ -8,8 +8,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.digest.compose import DigestItem, DigestSection, compose_digest, compose_instant
-from tests.digest.telegram_html import HTMLRuleError, check_html, utf16_units, visible_text
+from bot.delivery.html import TelegramHTMLError, check_telegram_html, visible_text
+from bot.digest.compose import (
+    MAX_DIGEST_PARTS,
+    TITLE_CHARS,
+    DigestItem,
+    DigestSection,
+    compose_digest,
+    compose_instant,
+)
 
 HK = ZoneInfo("Asia/Hong_Kong")
 NOW = datetime(2026, 11, 28, 20, 0, tzinfo=UTC)  # Sun 29 Nov 04:00 in Hong Kong
@@ -34,8 +41,7 @@ def digest(
     count = total if total is not None else sum(len(s.items) + s.more for s in sections)
     parts = compose_digest(sections, language=language, tz=HK, now=NOW, total=count)
     for part in parts:
-        check_html(part)
-        assert utf16_units(part) <= 4096
+        check_telegram_html(part)  # Telegram's 4096 after parsing included
     return parts
 
 
@@ -48,9 +54,11 @@ def test_checker_rejects_what_telegram_rejects() -> None:
         "1 < 2",
         '<a href="x" onclick="y">z</a>',
     ):
-        with pytest.raises(HTMLRuleError):
-            check_html(bad)
-    check_html('<b>x</b> &lt;&amp;&#160;&#xA0; <a href="https://x/?a=1&amp;b=&quot;">y</a>')
+        with pytest.raises(TelegramHTMLError):
+            check_telegram_html(bad)
+    check_telegram_html(
+        '<b>x</b> &lt;&amp;&#160;&#xA0; <a href="https://x/?a=1&amp;b=&quot;">y</a>'
+    )
 
 
 def test_header_has_the_local_date_and_the_number_of_releases() -> None:
@@ -133,12 +141,17 @@ def test_long_digest_splits_between_releases_with_part_numbers() -> None:
         for t in range(8)
     ]
     parts = digest(sections)
-    assert len(parts) >= 3
+    assert len(parts) == MAX_DIGEST_PARTS  # 80 releases are more than a digest shows
     every_link = [f"P{t * 100 + n:06d}.htm" for t in range(8) for n in range(10)]
-    for link in every_link:  # each release whole, in exactly one part
+    shown = 0
+    for link in every_link:  # each release shown whole, in exactly one part, or counted
         holders = [p for p in parts if link in p]
-        assert len(holders) == 1
-        assert re.search(rf'<a href="[^"]*{link}">Release number \d+</a>\n\S', holders[0])
+        assert len(holders) <= 1
+        if holders:
+            shown += 1
+            assert re.search(rf'<a href="[^"]*{link}">Release number \d+</a>\n\S', holders[0])
+    cut = re.findall(r"…and (\d+) more: /search", "".join(visible_text(p) for p in parts))
+    assert shown >= 30 and shown + sum(map(int, cut)) == 80
     for index, part in enumerate(parts[1:], start=2):
         assert visible_text(part).startswith(f"({index}/{len(parts)})")
     assert "(1/" not in parts[0]
@@ -150,15 +163,49 @@ def test_five_thousand_character_titles_and_emoji_stay_within_4096() -> None:
     assert sum(p.count("<a href=") for p in parts) == 6
 
 
-def test_a_release_too_long_for_a_part_gets_its_summary_cut() -> None:
+def test_a_long_link_and_escapes_keep_the_link_and_the_title_whole() -> None:
     long_link = "https://example.org/?" + "q=%22&" * 150  # 921 characters, 1,521 escaped
-    too_long = item(1, title="&" * 300, link=long_link, summary='"' * 400)
+    too_long = item(1, title="&" * 200, link=long_link, summary='"' * 400)
     [part] = digest([DigestSection("Customs", "customs", [too_long])])
     assert f'<a href="{long_link.replace("&", "&amp;")}">' in part  # the link survives whole
     lines = visible_text(part).splitlines()
-    title_at = lines.index("• " + "&" * 300)  # the title survives whole
+    title_at = lines.index("• " + "&" * 200)  # the title survives whole
     summary = lines[title_at + 1] if title_at + 1 < len(lines) else ""
-    assert len(summary) < 160
+    assert len(summary) <= 160  # a summary is one line of at most 160 characters
+
+
+HOSTILE_TITLE = ('&"<>😀' * 56)[:280]  # 280 characters, 1,344 escaped
+HOSTILE_SUMMARY = ('"<>&🚢 ' * 200)[:1000]
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_a_hostile_feed_makes_a_short_digest_whatever_it_contains(language: str) -> None:
+    """300 releases of escapes and emoji over 30 topics: a few parts, every topic accounted for."""
+    sections = [
+        DigestSection(
+            f"Topic {t}",
+            f"topic{t}",
+            [item(t * 10 + n, title=HOSTILE_TITLE, summary=HOSTILE_SUMMARY) for n in range(10)],
+        )
+        for t in range(30)
+    ]
+
+    parts = digest(sections, language)
+
+    assert 1 <= len(parts) <= MAX_DIGEST_PARTS  # was 180 messages for one /digest
+    text = "\n".join(visible_text(p) for p in parts)
+    for line in text.splitlines():
+        if line.startswith("• "):
+            assert len(line) <= 2 + TITLE_CHARS  # the title is capped
+    more = (
+        r"…and (\d+) more: /search (\S+)" if language == "en" else r"…還有 (\d+) 則：/search (\S+)"
+    )
+    cut = {query: int(n) for n, query in re.findall(more, text)}
+    shown = text.count("• ")
+    assert shown >= 10  # the first topics are shown, not only "more" lines
+    assert shown + sum(cut.values()) == 300  # every release is shown or counted in a cut topic
+    assert set(cut) >= {f"topic{t}" for t in range(10, 30)}  # every cut topic says /search
+    assert visible_text(parts[0]).splitlines()[1] in ("300 new releases", "300 則新公報")
 
 
 def test_nothing_matched_composes_nothing() -> None:
@@ -170,7 +217,7 @@ def test_instant_alert_lists_every_release_of_the_poll() -> None:
     [part] = compose_instant(
         [DigestSection("Customs", "customs", [item(1), item(2), item(3)])], language="en", total=3
     )
-    check_html(part)
+    check_telegram_html(part)
     text = visible_text(part)
     assert "3 new releases" in text
     assert all(f"Release number {n}" in text for n in (1, 2, 3))

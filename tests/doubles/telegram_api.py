@@ -21,11 +21,12 @@ Deliberate differences from Telegram (stricter, so mistakes surface in tests):
 - a parameter the spec does not list is answered with 400 "Bad Request: unknown parameter X" and
   recorded in `spec_violations` (Telegram silently ignores it); a few legacy parameters Telegram
   still honours (disable_web_page_preview, reply_to_message_id) are accepted;
-- with `strict_html=True` (the default) an unsupported named entity such as `&nbsp;` and an
-  attribute Telegram gives no meaning (`<a target=...>`, `<b class=...>`) are 400 "can't parse
-  entities" errors. Telegram itself shows `&nbsp;` literally (tdlib's decode_html_entity leaves
-  unknown names as text) and ignores such attributes: both are bugs a reader would see, so the
-  double refuses them. `strict_html=False` behaves exactly like Telegram;
+- with `strict_html=True` (the default) HTML is first judged by the bot's own checker,
+  `bot.delivery.html` (the one implementation of the Bot API's documented rules), and what it
+  refuses is a 400 "can't parse entities: <its reason>": an unsupported named entity such as
+  `&nbsp;`, a bare `&`, an attribute Telegram gives no meaning (`<a target=...>`). Telegram
+  itself shows those literally or ignores them: bugs a reader would see, so the double refuses
+  them. `strict_html=False` behaves exactly like Telegram;
 - spec methods the double does not implement are recorded in `unsupported_calls`; if the spec
   says the method returns only True the double answers True, otherwise 501 (a test fails loudly
   instead of de-jsoning an invented object);
@@ -58,6 +59,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from bot.delivery import html as telegram_html
 
 if TYPE_CHECKING:
     from telegram import Bot
@@ -255,15 +258,6 @@ _SIMPLE_ENTITY = {
     "tg-spoiler": "spoiler",
     "span": "spoiler",
 }
-# Attributes Telegram gives a meaning to; strict mode rejects all others.
-_KNOWN_ATTRIBUTES = {
-    "a": {"href"},
-    "code": {"class"},
-    "span": {"class"},
-    "tg-emoji": {"emoji-id"},
-    "tg-time": {"unix", "format"},
-    "blockquote": {"expandable"},
-}
 _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 # http(s)/tg/ton links, or a bare host ("example.org/x"); other schemes (javascript:) are refused.
 _LINK = re.compile(
@@ -347,7 +341,13 @@ def parse_html(text: str, *, strict: bool = True) -> tuple[str, list[dict[str, A
     """Telegram's HTML parse mode: (plain text, MessageEntity dicts) or EntityParseError.
 
     Follows tdlib's parse_html (MessageEntity.cpp), including its error texts and byte offsets.
+    strict: the bot's checker (bot.delivery.html, the Bot API's documented rules) judges first.
     """
+    if strict:
+        try:
+            telegram_html.visible_text(text)
+        except telegram_html.TelegramHTMLError as exc:
+            raise EntityParseError(str(exc)) from None
     out: list[str] = []
     utf16 = 0
     stack: list[_OpenTag] = []
@@ -367,14 +367,6 @@ def parse_html(text: str, *, strict: bool = True) -> tuple[str, list[dict[str, A
         if text[i] == "&":
             char, end = _decode_html_entity(text, i)
             if char is None:
-                if strict:
-                    named = re.match(r"&([A-Za-z]+);", text[i : i + 40])
-                    if named:
-                        raise EntityParseError(
-                            f'Unsupported HTML entity "&{named.group(1)};" at byte offset '
-                            f"{_byte_offset(text, i)} (only &lt; &gt; &amp; &quot; and numeric "
-                            "entities are understood; Telegram would show it literally)"
-                        )
                 char, end = "&", i + 1
             if 0xD800 <= ord(char) <= 0xDFFF:
                 raise EntityParseError(
@@ -441,11 +433,6 @@ def parse_html(text: str, *, strict: bool = True) -> tuple[str, list[dict[str, A
                     f"{_byte_offset(text, begin)}"
                 )
             i = _end_of(_SPACES, text, i)
-            if strict and attr_name not in _KNOWN_ATTRIBUTES.get(tag, set()):
-                raise EntityParseError(
-                    f'Unsupported attribute "{attr_name}" in the tag "{tag}" at byte offset '
-                    f"{_byte_offset(text, begin)} (Telegram would ignore it)"
-                )
             if i >= n or text[i] != "=":
                 if tag == "blockquote" and attr_name == "expandable":
                     argument = "expandable"
@@ -859,7 +846,8 @@ class BotAPIDouble:
     pending_updates; messages_to(), calls_to(), wait_for(), wait_for_message().
     What tests do: push_message(), push_callback(), push_update(), set_chat_member_status(),
     block_chat(), deactivate_user(), delete_chat(), migrate_chat(), delete_topic(),
-    close_topic(), fail_next(), drop_next(), reset_limits(); ptb_bot() / ptb_request().
+    close_topic(), fail_next(), drop_next(), hold_answers(), reset_limits();
+    ptb_bot() / ptb_request().
     """
 
     def __init__(
@@ -930,6 +918,8 @@ class BotAPIDouble:
         self._callback_ids: dict[str, bool] = {}  # issued id -> answered
         self._failures: dict[str, deque[_PlannedFailure]] = {}
         self._drops: dict[str, list[int]] = {}  # method -> [times left, after_processing]
+        self._holds: dict[str, list[float]] = {}  # method -> [fraction, seconds, calls seen]
+        self.held_answers = 0
         self._updates: deque[dict[str, Any]] = deque()
         self._next_update_id = 700_000_001
         self._allowed_updates: set[str] | None = None
@@ -1322,6 +1312,27 @@ class BotAPIDouble:
         """
         self._drops[method] = [times, int(after_processing)]
 
+    def hold_answers(self, method: str, *, fraction: float, seconds: float) -> None:
+        """A slow Telegram: `fraction` of successful calls of method are answered `seconds` late.
+
+        The work is done (and recorded) first, only the answer waits, so a client that gives up
+        and retries delivers the message twice. Calls are picked evenly (every 1/fraction-th),
+        so a test gets the same share each run; fraction=0 ends the holding.
+        """
+        self._holds[method] = [fraction, seconds, 0]
+
+    def _hold_for(self, method: str) -> float:
+        """Seconds to hold this answer (0: answer at once); counts the call."""
+        hold = self._holds.get(method)
+        if hold is None or hold[0] <= 0:
+            return 0.0
+        fraction, seconds, seen = hold
+        hold[2] = seen + 1
+        if math.floor((seen + 1) * fraction) > math.floor(seen * fraction):
+            self.held_answers += 1
+            return seconds
+        return 0.0
+
     def reset_limits(self) -> None:
         """Forgets flood-control history and running retry_after bans (counts are kept)."""
         self._flood.reset()
@@ -1395,6 +1406,8 @@ class BotAPIDouble:
         if drop_after:
             call.status = 0
             return _drop_connection(request)
+        if held := self._hold_for(method):
+            await asyncio.sleep(held)
         return web.Response(
             body=json.dumps({"ok": True, "result": result}, ensure_ascii=False).encode(),
             content_type="application/json",

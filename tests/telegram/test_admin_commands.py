@@ -151,3 +151,33 @@ async def test_removefeed_by_number(bot: Bot, feed_server: FeedServer, feeds_dir
     assert removed.text == f"Removed {url}."
     async with bot.sessions() as s:
         assert (await s.exec(select(Feed))).all() == []
+
+
+async def test_two_confirm_taps_at_once_queue_once_and_the_second_is_told_politely(
+    bot: Bot,
+) -> None:
+    readers = await _active_chats(bot, 2)
+    preview = await bot.say(ADMIN_ID, "/broadcast Tonight only")
+    before = len(bot.api.callback_answers)
+
+    for _ in range(2):  # a double tap: both callback queries arrive before either is answered
+        bot.api.push_callback(ADMIN_ID, ADMIN_ID, "v1:bc:ok:1", message_id=preview.message_id)
+    await bot.api.wait_for(lambda: len(bot.api.callback_answers) >= before + 2)
+
+    answers = sorted(a.text for a in bot.api.callback_answers[before:])
+    assert answers == ["Queued to 3 chats", "This broadcast was already confirmed or cancelled."]
+    await bot.api.wait_for(
+        lambda: any(m.text.startswith("Broadcast #1 finished") for m in bot.api.edited)
+    )
+    for chat_id in [*readers, ADMIN_ID]:
+        assert [m.text for m in bot.api.messages_to(chat_id)].count("Tonight only") == 1
+    queued_notes = [m for m in bot.api.messages_to(ADMIN_ID) if m.text.startswith("Broadcast #1")]
+    assert len(queued_notes) == 1  # one progress message, edited to the final tally
+
+
+async def test_broadcast_with_a_bare_ampersand_is_refused_before_any_draft(bot: Bot) -> None:
+    reply = await bot.say(ADMIN_ID, "/broadcast Fish & chips")
+
+    assert reply.text == "Not queued: a bare '&' at character 6: write &amp; for a literal &"
+    async with bot.sessions() as s:
+        assert (await s.exec(select(Broadcast))).all() == []
