@@ -67,6 +67,8 @@ class BroadcastState(StrEnum):
 class Feed(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     url: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    # the URL as first given (FEEDS or /addfeed): `url` follows permanent redirects, this stays
+    configured_url: str | None = Field(default=None, sa_column=Column(Text, index=True))
     title: str | None = Field(default=None, sa_column=Column(Text))
     language: str | None = Field(default=None, max_length=16)
     etag: str | None = Field(default=None, sa_column=Column(Text))
@@ -87,10 +89,27 @@ class Feed(SQLModel, table=True):
 
 
 class Release(SQLModel, table=True):
-    """One press release; seen in several feeds (same link) it is still one row."""
+    """One feed's press release: its text is only ever changed by that feed's entries.
+
+    The same release carried by another feed (or under another link) is another row with
+    `duplicate_of` pointing to the first one, the canonical row: matching, /search and digests
+    use canonical rows only, so it is shown once, and no feed can rewrite another's text.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
-    link: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    link: str = Field(sa_column=Column(Text, nullable=False))
+    # the feed whose entries own this row (NULL once that feed is removed)
+    feed_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("feed.id", ondelete="SET NULL"), index=True),
+    )
+    # bot.feeds.identity: the link as compared (tracking parameters gone) and what the text says
+    canonical_link: str = Field(default="", sa_column=Column(Text, nullable=False, index=True))
+    fingerprint: str = Field(default="", max_length=64, index=True)
+    duplicate_of: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("release.id", ondelete="SET NULL"), index=True),
+    )
     guid: str = Field(sa_column=Column(Text, nullable=False))
     title: str = Field(sa_column=Column(Text, nullable=False))
     summary: str = Field(default="", sa_column=Column(Text, nullable=False))
@@ -100,8 +119,11 @@ class Release(SQLModel, table=True):
     content_hash: str = Field(max_length=64)
     first_seen_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
-    # False for what a feed's first poll found: stored and searchable, never announced as news
+    # False for history (published before its feed was added): stored, searchable, never announced
     announce: bool = True
+    # bumped by each correction (bot.feeds.identity.is_correction): chats that got it get it again
+    revision: int = 0
+    corrected_at: datetime | None = Field(default=None, index=True)
 
 
 class FeedEntry(SQLModel, table=True):

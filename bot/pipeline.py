@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.db import SessionFactory
 
 
 async def on_releases_stored(
-    sessions: SessionFactory, new_ids: list[int], updated_ids: list[int], *, announce: bool
+    sessions: SessionFactory,
+    new_ids: list[int],
+    updated_ids: list[int],
+    *,
+    announce: bool,
+    corrected_ids: Sequence[int] = (),
 ) -> None:
     """Called by feed ingest after each poll that stored or changed releases.
 
-    New and changed releases are matched against every topic; new ones that are news
-    (`announce`, i.e. not a feed's first poll) go out at once to chats on `instant`.
+    New and changed releases are matched against every topic (copies of a release another
+    feed carried first are not: that one is shown). New ones that are news (`announce`: some
+    are not history) go out at once to chats on `instant`, and so do corrections
+    (`corrected_ids`) to the instant chats that had them.
     """
     from bot.digest.service import queue_instant_alerts
     from bot.matching.service import match_releases

@@ -7,6 +7,8 @@ on SQLite and on PostgreSQL, with Telegram's per-chat and per-group flood limits
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from bot.db import SessionFactory
 from bot.delivery.sender import DeliveryLimits, Sender
 from bot.digest.service import queue_due_digests
 from bot.feeds.poller import poll_all_feeds, sync_configured_feeds
+from bot.models import utcnow
 from bot.subscriptions import register_chat, subscribe
 from tests.doubles.feed_server import FeedServer
 from tests.doubles.telegram_api import BotAPIDouble
@@ -23,10 +26,24 @@ from tests.doubles.telegram_api import BotAPIDouble
 CHATS = 500
 
 
-def _releases(feeds_dir: Path, suffix: str) -> bytes:
-    """The HK seed feed's two releases under new links and guids: the same text, new news."""
+def _releases(feeds_dir: Path, suffix: str, published: datetime | None = None) -> bytes:
+    """The HK seed feed's two releases under new links and guids: the same text, new news.
+
+    With `published`, they are dated then: a release published before its feed was added
+    is history, never announced.
+    """
     body = (feeds_dir / "hk-gia-general-en-seed.xml").read_text(encoding="utf-8")
-    return re.sub(r"(P\d{10,})", lambda m: m.group(1) + suffix, body).encode("utf-8")
+    body = re.sub(r"(P\d{10,})", lambda m: m.group(1) + suffix, body)
+    if published is not None:
+        date = format_datetime(published, usegmt=True)
+        body = re.sub(r"<pubDate>[^<]*</pubDate>", f"<pubDate>{date}</pubDate>", body)
+    return body.encode("utf-8")
+
+
+def _no_items(feeds_dir: Path) -> bytes:
+    """The HK seed feed as it is before its first release: a valid channel, no items."""
+    body = (feeds_dir / "hk-gia-general-en-seed.xml").read_text(encoding="utf-8")
+    return re.sub(r"<item>.*?</item>", "", body, flags=re.DOTALL).encode("utf-8")
 
 
 @pytest.fixture
@@ -64,7 +81,9 @@ async def test_each_follower_gets_exactly_one_valid_digest_of_what_is_new(
         assert await queue_due_digests(any_sessions, force=True) == 0
 
         # the feed publishes both releases again under new links: two new releases
-        feeds.set_feed_body("/general_en.xml", _releases(feeds_dir, "1"), etag='"v2"')
+        feeds.set_feed_body(
+            "/general_en.xml", _releases(feeds_dir, "1", published=utcnow()), etag='"v2"'
+        )
         [second] = await poll_all_feeds(any_sessions, settings)
         assert (second.status, second.new) == ("ok", 2)
 
@@ -113,7 +132,7 @@ async def test_the_command_line_polls_then_sends_each_follower_its_digest(
             chat = await register_chat(sessions, 777, "private", None, "zh-hant", settings)
             await subscribe(sessions, chat, 0, "海關", settings.max_subscriptions)
 
-        feeds.set_feed_body("/general_en.xml", _releases(feeds_dir, "7"))
+        feeds.set_feed_body("/general_en.xml", _releases(feeds_dir, "7", published=utcnow()))
         assert await asyncio.to_thread(main, ["poll"]) == 0
         capsys.readouterr()
         assert await asyncio.to_thread(main, ["send-digests", "--now"]) == 0
@@ -125,3 +144,39 @@ async def test_the_command_line_polls_then_sends_each_follower_its_digest(
         assert await asyncio.to_thread(main, ["send-digests", "--now"]) == 0
         assert capsys.readouterr().out.strip().startswith("queued 0, sent 0")
         assert len(api.messages_to(777)) == 1
+
+
+async def test_a_feed_that_starts_empty_brings_its_first_releases_to_earlier_followers(
+    any_sessions: SessionFactory, settings: Settings, feeds_dir: Path
+) -> None:
+    """A new feed with no items yet, a subscriber who follows customs, then the first
+    releases: they are news (published after the feed was added), sent once."""
+    async with FeedServer() as feeds, BotAPIDouble() as api:
+        url = feeds.add_feed("/general_en.xml", _no_items(feeds_dir), etag='"v0"')
+        await sync_configured_feeds(any_sessions, [url])
+        [empty] = await poll_all_feeds(any_sessions, settings)
+        assert (empty.status, empty.new, empty.error) == ("ok", 0, None)
+
+        chat = await register_chat(any_sessions, 4242, "private", None, "en", settings)
+        await subscribe(any_sessions, chat, 0, "customs", settings.max_subscriptions)
+        assert await queue_due_digests(any_sessions, force=True) == 0
+
+        feeds.set_feed_body(
+            "/general_en.xml", _releases(feeds_dir, "", published=utcnow()), etag='"v1"'
+        )
+        [first] = await poll_all_feeds(any_sessions, settings)
+        assert (first.status, first.new) == ("ok", 2)
+
+        assert await queue_due_digests(any_sessions, force=True) == 1
+        async with api.ptb_bot() as bot:
+            sender = Sender(any_sessions, bot, settings, limits=DeliveryLimits(send_rate=400))
+            stats = await sender.drain(timeout=30)
+        assert stats.sent == 1 and stats.failed == 0
+        [digest] = api.messages_to(4242)
+        assert "e-commerce" in digest.text.lower()
+        assert "national security" not in digest.text.lower()
+
+        [again] = await poll_all_feeds(any_sessions, settings)
+        assert again.status == "not_modified"
+        assert await queue_due_digests(any_sessions, force=True) == 0
+        assert len(api.messages_to(4242)) == 1

@@ -307,6 +307,9 @@ class NormalisedItem:
     language: str | None
     published_at: datetime
     content_hash: str
+    dated: bool = True  # False when the feed gave no usable date (published_at is then `now`)
+    canonical_link: str = ""  # bot.feeds.identity fills these two (parse_feed)
+    fingerprint: str = ""
 
 
 def _entry_html(entry: Mapping[str, Any]) -> str:
@@ -345,7 +348,8 @@ def normalise_entry(
     published = utc_from_struct(_plain_get(entry, "published_parsed")) or utc_from_struct(
         _plain_get(entry, "updated_parsed")
     )
-    if published is None or not EARLIEST_DATE <= published <= now + FUTURE_TOLERANCE:
+    dated = published is not None and EARLIEST_DATE <= published <= now + FUTURE_TOLERANCE
+    if published is None or not dated:
         published = now
 
     raw_guid = clean_text(entry["id"]) if isinstance(entry.get("id"), str) else None
@@ -375,4 +379,5 @@ def normalise_entry(
         language=language,
         published_at=published,
         content_hash=sha256_hex(title, body, link),
+        dated=dated,
     )

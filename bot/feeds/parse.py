@@ -5,6 +5,8 @@
 - The DOCTYPE is stripped first: feedparser keeps "safe" internal entities, and one 10 KB
   entity referenced 12,000 times becomes a 120 MB title. Without the DOCTYPE those
   references are undefined and stay small.
+- A body that declares no charset (neither HTTP nor XML) and is not UTF-8 gets one detected
+  with charset-normalizer: feedparser alone falls back to windows-1252 (Big5, GB2312 mojibake).
 - feedparser's HTML sanitiser is off: we keep plain text only (normalise.py drops every tag,
   script and style), so sanitising would be a second HTML parse for nothing.
 """
@@ -18,9 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import charset_normalizer
 import feedparser
 
 from bot.feeds.errors import FeedError
+from bot.feeds.identity import canonical_link, fingerprint
 from bot.feeds.normalise import (
     NormalisedItem,
     clean_text,
@@ -36,6 +40,9 @@ _ELEMENT_START = re.compile(rb"<[A-Za-z_]")
 _XML_ENCODING = re.compile(r"""(<\?xml[^>]*?encoding\s*=\s*)(["'])[^"']*\2""", re.IGNORECASE)
 _HTML_ROOT = re.compile(rb"<html[\s>]", re.IGNORECASE)
 _PROLOG_NOISE = re.compile(rb"(?:\s|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
+_XML_DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?\bencoding\s*=", re.IGNORECASE)
+_CHARSET_PARAM = re.compile(r";\s*charset\s*=\s*[\"']?[A-Za-z0-9._:-]+", re.IGNORECASE)
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
 
 
@@ -160,6 +167,23 @@ def looks_like_html_page(body: bytes) -> bool:
     return _HTML_ROOT.match(head, start) is not None
 
 
+def undeclared_charset(body: bytes, content_type: str) -> str | None:
+    """The charset of a body that declares none (no HTTP charset, no BOM, no XML encoding)
+    and is not UTF-8 (XML's default), as detected; None when the body says it itself."""
+    if _CHARSET_PARAM.search(content_type) or body.startswith(_BOMS):
+        return None
+    if _XML_DECLARED_ENCODING.match(body[:1024]):
+        return None
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return None
+    best = charset_normalizer.from_bytes(body).best()
+    return best.encoding if best is not None else None
+
+
 def _ttl_seconds(feed: Any) -> int | None:
     raw = feed.get("ttl")
     try:
@@ -170,7 +194,8 @@ def _ttl_seconds(feed: Any) -> int | None:
 
 
 def parse_feed(body: bytes, *, url: str, content_type: str, now: datetime) -> ParsedFeed:
-    """Parses and normalises a feed body; FeedError (not_a_feed, unparseable, empty) otherwise.
+    """Parses and normalises a feed body (a valid feed may have no items); FeedError
+    (not_a_feed, unparseable, empty: entries with nothing in them) otherwise.
 
     `url` is the final URL (after redirects): the base for relative links. CPU-bound: run it
     with `asyncio.to_thread`.
@@ -182,7 +207,11 @@ def parse_feed(body: bytes, *, url: str, content_type: str, now: datetime) -> Pa
         kind = content_type.split(";", 1)[0].strip() or "no content type"
         raise FeedError("not_a_feed", f"the server sent no XML ({kind}, {len(body)} bytes)")
     safe_body = fix_surrogate_charrefs(strip_doctype(_to_utf8_if_wide(body)))
-    headers = {"content-location": url, "content-type": content_type or "application/xml"}
+    content_type = content_type or "application/xml"
+    detected = undeclared_charset(safe_body, content_type)
+    if detected is not None:
+        content_type = f"{content_type.split(';', 1)[0].strip()}; charset={detected}"
+    headers = {"content-location": url, "content-type": content_type}
     parsed = feedparser.parse(
         io.BytesIO(safe_body),
         response_headers=headers,
@@ -203,7 +232,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str, now: datetime) -> Pa
             raise FeedError(
                 "not_a_feed", f"the server sent an HTML page ({content_type.split(';')[0]})"
             )
-        raise FeedError("empty", "the feed has no entries")
+        if not parsed.get("version"):
+            raise FeedError("not_a_feed", "the document is XML but neither RSS nor Atom")
+        # a valid feed with no items yet is healthy: its first items will be news
     if bozo_reason:
         log.debug("feed %s is ill-formed but usable: %s", url, bozo_reason)
 
@@ -214,8 +245,11 @@ def parse_feed(body: bytes, *, url: str, content_type: str, now: datetime) -> Pa
         item = normalise_entry(entry, base_url=url, feed_language=feed_language, now=now)
         if item is not None:
             items.append(item)
-    if not items:
+    if entries and not items:
         raise FeedError("empty", f"the feed's {len(entries)} entries have no title, text or link")
+    for item in items:
+        item.canonical_link = canonical_link(item.link)
+        item.fingerprint = fingerprint(item.title, item.body, item.canonical_link)
     title = one_line(clean_text(str(feed.get("title") or "")))[:500] or None
     return ParsedFeed(
         title=title,

@@ -21,7 +21,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import delete, update
+from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -119,14 +119,23 @@ def check_feed_url(url: str) -> str:
 
 
 async def sync_configured_feeds(sessions: SessionFactory, urls: list[str]) -> None:
-    """Adds the FEEDS that are not in the database yet; never removes feeds admins added."""
+    """Adds the FEEDS that are not in the database yet; never removes feeds admins added.
+
+    A configured URL is known by the feed's URL or by the URL it was configured as: a feed
+    that moved permanently is not added again under its old URL.
+    """
     wanted = list(dict.fromkeys(url.strip() for url in urls if url.strip()))
     if not wanted:
         return
     async with sessions() as session:
-        existing = set(
-            (await session.exec(select(Feed.url).where(col(Feed.url).in_(wanted)))).all()
+        existing: set[str] = set()
+        rows = await session.exec(
+            select(Feed.url, Feed.configured_url).where(
+                or_(col(Feed.url).in_(wanted), col(Feed.configured_url).in_(wanted))
+            )
         )
+        for url, configured in rows:
+            existing.update(u for u in (url, configured) if u)
         missing = [url for url in wanted if url not in existing]
         if missing:
             dialect = (await session.connection()).dialect.name
@@ -134,7 +143,10 @@ async def sync_configured_feeds(sessions: SessionFactory, urls: list[str]) -> No
             insert = insert_ignoring_conflicts(dialect, Feed.__table__, ["url"])  # type: ignore[attr-defined]
             await session.exec(
                 insert.values(
-                    [{"url": url, "next_poll_at": now, "created_at": now} for url in missing]
+                    [
+                        {"url": url, "configured_url": url, "next_poll_at": now, "created_at": now}
+                        for url in missing
+                    ]
                 )
             )
             await session.commit()
@@ -160,15 +172,19 @@ async def remove_feed(sessions: SessionFactory, feed_id: int) -> bool:
 async def add_feed(
     sessions: SessionFactory, settings: Settings, url: str, added_by: int | None
 ) -> PollReport:
-    """/addfeed: stores the feed and polls it once at once (its first poll announces nothing)."""
+    """/addfeed: stores the feed and polls it at once (what it published before is history)."""
     url = check_feed_url(url)
     async with sessions() as session:
-        existing = (await session.exec(select(Feed).where(Feed.url == url))).first()
+        existing = (
+            await session.exec(
+                select(Feed).where(or_(col(Feed.url) == url, col(Feed.configured_url) == url))
+            )
+        ).first()
         if existing is not None:
             raise ValueError(f"this feed is already in the list (#{existing.id})")
         # leased like a claimed feed: the poll tick must not poll it while we do
         lease_until = utcnow() + timedelta(seconds=_lease_seconds(settings, 1))
-        feed = Feed(url=url, added_by=added_by, next_poll_at=lease_until)
+        feed = Feed(url=url, configured_url=url, added_by=added_by, next_poll_at=lease_until)
         session.add(feed)
         try:
             await session.commit()
@@ -296,12 +312,11 @@ async def _fetch_parse_store(
         feed = await session.get(Feed, feed_id)
         if feed is None:
             raise FeedError("gone", "the feed was removed during the poll")
-        first_success = feed.last_success_at is None
         previous_success = feed.last_success_at
         outcome = StoreOutcome()
         if parsed is not None:
             outcome = await store_items(
-                session, feed_id, parsed.items, announce=not first_success, now=started
+                session, feed_id, parsed.items, feed_added_at=feed.created_at, now=started
             )
         await _record_success(session, settings, feed, fetched, parsed, outcome)
         await session.commit()
@@ -310,7 +325,11 @@ async def _fetch_parse_store(
     if outcome.new_ids or outcome.updated_ids:
         try:
             await pipeline.on_releases_stored(
-                sessions, outcome.new_ids, outcome.updated_ids, announce=not first_success
+                sessions,
+                outcome.new_ids,
+                outcome.updated_ids,
+                announce=bool(outcome.announced_ids),
+                corrected_ids=outcome.corrected_ids,
             )
         except Exception as exc:
             # Unmatched releases would never reach a digest, and the next poll would see them

@@ -199,8 +199,10 @@ async def match_releases(sessions: SessionFactory, release_ids: list[int]) -> in
     written = 0
     for start in range(0, len(ids), BATCH):
         async with sessions() as s:
+            # a copy of a release another feed carried first is shown as that one: not matched
             query = select(Release.id, Release.title, Release.body).where(
-                col(Release.id).in_(ids[start : start + BATCH])
+                col(Release.id).in_(ids[start : start + BATCH]),
+                col(Release.duplicate_of).is_(None),
             )
             rows = [
                 (int(rid), title, body)
@@ -239,7 +241,7 @@ async def _scan(
     scanned = 0
     after: tuple[datetime, int] | None = None  # keyset: stable while new releases arrive
     while max_releases is None or scanned < max_releases:
-        conditions = list(where)
+        conditions = [*where, col(Release.duplicate_of).is_(None)]  # each release once
         if after is not None:
             published, release_id = after
             conditions.append(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -17,6 +17,7 @@ class StoredCall:
     new_ids: list[int]
     updated_ids: list[int]
     announce: bool
+    corrected_ids: list[int] = field(default_factory=list)
 
 
 def make_settings(**overrides: object) -> Settings:
@@ -43,9 +44,14 @@ def stored_calls(monkeypatch: pytest.MonkeyPatch) -> list[StoredCall]:
     calls: list[StoredCall] = []
 
     async def record(
-        sessions: SessionFactory, new_ids: list[int], updated_ids: list[int], *, announce: bool
+        sessions: SessionFactory,
+        new_ids: list[int],
+        updated_ids: list[int],
+        *,
+        announce: bool,
+        corrected_ids: Sequence[int] = (),
     ) -> None:
-        calls.append(StoredCall(list(new_ids), list(updated_ids), announce))
+        calls.append(StoredCall(list(new_ids), list(updated_ids), announce, list(corrected_ids)))
 
     monkeypatch.setattr("bot.pipeline.on_releases_stored", record)
     return calls

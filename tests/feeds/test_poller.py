@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -115,29 +117,35 @@ async def test_first_poll_is_not_news_and_later_new_items_are(
     assert row.item_count == 3 and row.title == "Test feed"
 
 
-async def test_two_feeds_with_the_same_link_make_one_release(
+async def test_two_feeds_with_the_same_release_each_keep_their_own_row_shown_once(
     any_sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
 ) -> None:
     one = feed_server.add_feed("/one.xml", rss([ITEM_A]))
+    await sync_configured_feeds(any_sessions, [one])
+    await poll_all_feeds(any_sessions, make_settings())
     two = feed_server.add_feed(
         "/two.xml", rss([{**ITEM_A, "guid": "tag:other.example,2025:a"}, ITEM_B])
     )
-    await sync_configured_feeds(any_sessions, [one, two])
+    await sync_configured_feeds(any_sessions, [two])
 
     reports = {r.url: r for r in await poll_all_feeds(any_sessions, make_settings())}
 
     stored = await releases(any_sessions)
-    assert sorted(r.link for r in stored) == [ITEM_A["link"], ITEM_B["link"]]
-    assert reports[one].new + reports[two].new == 2
+    first, copy, other = stored
+    assert (first.link, copy.link, other.link) == (ITEM_A["link"], ITEM_A["link"], ITEM_B["link"])
+    assert copy.duplicate_of == first.id and first.duplicate_of is None
+    assert other.duplicate_of is None
+    assert (reports[one].status, reports[one].new) == ("not_modified", 0)
+    assert reports[two].new == 2  # the second feed's own rows, one of them a copy
     async with any_sessions() as s:
         entries = (await s.exec(select(FeedEntry))).all()
-    assert (
-        len(entries) == 3
-    )  # each feed knows its own entries; the shared one points to one release
-    shared = [
-        e.release_id for e in entries if e.guid in (ITEM_A["guid"], "tag:other.example,2025:a")
-    ]
-    assert len(set(shared)) == 1
+        feeds = {f.url: f.id for f in (await s.exec(select(Feed))).all()}
+    assert {(e.feed_id, e.release_id) for e in entries} == {
+        (feeds[one], first.id),
+        (feeds[two], copy.id),
+        (feeds[two], other.id),
+    }
+    assert (first.feed_id, copy.feed_id) == (feeds[one], feeds[two])
 
 
 async def test_a_changed_entry_updates_its_release_in_place(
@@ -269,7 +277,7 @@ async def test_a_permanent_redirect_to_a_known_feed_keeps_the_url(
     reports = await poll_all_feeds(sessions, make_settings())
 
     assert sorted(r.url for r in reports) == sorted([target, old_url])
-    assert len(await releases(sessions)) == 1
+    assert len([r for r in await releases(sessions) if r.duplicate_of is None]) == 1
 
 
 async def test_a_slow_feed_does_not_delay_a_fast_one(
@@ -474,7 +482,7 @@ async def test_releases_whose_matching_failed_are_matched_on_the_next_poll(
     calls: list[StoredCall] = []
     failures: list[Exception] = []
 
-    async def flaky(sessions, new_ids, updated_ids, *, announce):  # type: ignore[no-untyped-def]
+    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=()):  # type: ignore[no-untyped-def]
         if failures:
             raise failures.pop()
         calls.append(StoredCall(list(new_ids), list(updated_ids), announce))
@@ -505,7 +513,7 @@ async def test_a_first_poll_whose_matching_failed_is_still_not_news(
     calls: list[StoredCall] = []
     failures = [ValueError("boom")]
 
-    async def flaky(sessions, new_ids, updated_ids, *, announce):  # type: ignore[no-untyped-def]
+    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=()):  # type: ignore[no-untyped-def]
         if failures:
             raise failures.pop()
         calls.append(StoredCall(list(new_ids), list(updated_ids), announce))
@@ -527,7 +535,7 @@ async def test_a_changed_release_whose_matching_failed_is_matched_again(
     calls: list[StoredCall] = []
     failures: list[Exception] = []
 
-    async def flaky(sessions, new_ids, updated_ids, *, announce):  # type: ignore[no-untyped-def]
+    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=()):  # type: ignore[no-untyped-def]
         if failures:
             raise failures.pop()
         calls.append(StoredCall(list(new_ids), list(updated_ids), announce))
@@ -670,3 +678,97 @@ async def test_two_processes_on_one_sqlite_file_fetch_each_due_feed_once(
     assert fetches == [3] * 12
     for engine in engines:
         await engine.dispose()
+
+
+def _dated(item: dict[str, str], when: datetime) -> dict[str, str]:
+    return {**item, "pubDate": format_datetime(when, usegmt=True)}
+
+
+async def test_a_valid_feed_with_no_items_is_healthy_and_its_first_items_are_news(
+    any_sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    url = feed_server.add_feed("/new.xml", rss([]))
+    await sync_configured_feeds(any_sessions, [url])
+    settings = make_settings()
+
+    (empty,) = await poll_all_feeds(any_sessions, settings)
+    row = await feed_row(any_sessions, url)
+    published = row.created_at + timedelta(seconds=1)
+    feed_server.set_feed_body(
+        "/new.xml", rss([_dated(ITEM_A, published), _dated(ITEM_B, published)])
+    )
+    (first,) = await poll_all_feeds(any_sessions, settings)
+
+    assert (empty.status, empty.new, empty.error) == ("ok", 0, None)
+    assert row.last_error is None and row.consecutive_failures == 0
+    assert (first.status, first.new) == ("ok", 2)
+    assert [c.announce for c in stored_calls] == [True]
+    assert all(r.announce for r in await releases(any_sessions))
+
+
+async def test_after_failed_first_fetches_what_was_published_since_the_feed_was_added_is_news(
+    any_sessions, feed_server: FeedServer, stored_calls: list[StoredCall]
+) -> None:
+    url = feed_server.add_status("/late.xml", 404)
+    await sync_configured_feeds(any_sessions, [url])
+    settings = make_settings()
+    (failed,) = await poll_all_feeds(any_sessions, settings)
+    added = (await feed_row(any_sessions, url)).created_at
+    old = _dated(ITEM_A, added - timedelta(days=2))
+    new = _dated(ITEM_B, added + timedelta(seconds=2))
+    feed_server.add_feed("/late.xml", rss([new, old]))
+
+    (recovered,) = await poll_all_feeds(any_sessions, settings)
+
+    assert failed.status == "error" and (recovered.status, recovered.new) == ("ok", 2)
+    by_link = {r.link: r for r in await releases(any_sessions)}
+    assert by_link[ITEM_A["link"]].announce is False  # published before the feed was added
+    assert by_link[ITEM_B["link"]].announce is True
+    assert stored_calls[-1].announce is True
+
+
+async def test_a_configured_feed_that_moved_permanently_is_not_added_again(
+    any_sessions, feed_server: FeedServer, stored_calls
+) -> None:
+    new_url = feed_server.add_feed("/moved.xml", rss([ITEM_A]))
+    old_url = feed_server.add_redirect("/configured.xml", new_url, status=308)
+    await sync_configured_feeds(any_sessions, [old_url])
+    await poll_all_feeds(any_sessions, make_settings())
+
+    await sync_configured_feeds(any_sessions, [old_url])  # the next start, FEEDS unchanged
+
+    (feed,) = await list_feeds(any_sessions)
+    assert (feed.url, feed.configured_url) == (new_url, old_url)
+    (report,) = await poll_all_feeds(any_sessions, make_settings())
+    assert report.url == new_url
+
+
+def _encodable(text: str, codec: str) -> str:
+    """`text` without the few characters `codec` has no bytes for."""
+    kept = []
+    for char in text:
+        try:
+            char.encode(codec)
+        except UnicodeEncodeError:
+            continue
+        kept.append(char)
+    return "".join(kept)
+
+
+@pytest.mark.parametrize("codec", ["big5", "gb2312"])
+async def test_a_chinese_feed_that_declares_no_charset_is_stored_as_written(
+    sessions, feed_server: FeedServer, feeds_dir: Path, stored_calls, codec: str
+) -> None:
+    source = (feeds_dir / "hk-gia-general-zh-2026-10-05-subset.xml").read_text(encoding="utf-8")
+    text = _encodable(source.replace(' encoding="utf-8"', "", 1), codec)
+    titles = re.findall(r"<item><title><!\[CDATA\[(.*?)\]\]>", text)
+    # served with no charset: neither the HTTP header nor the XML declaration names one
+    url = feed_server.add_feed("/zh.xml", text.encode(codec), content_type="application/rss+xml")
+    await sync_configured_feeds(sessions, [url])
+
+    (report,) = await poll_all_feeds(sessions, make_settings())
+
+    assert (report.status, report.new) == ("ok", len(titles)) and len(titles) == 12
+    stored = {r.title for r in await releases(sessions)}
+    assert stored == set(titles)
+    assert (await feed_row(sessions, url)).title == _encodable("香港特區政府新聞公報", codec)
