@@ -85,7 +85,20 @@ def _script_marks() -> list[tuple[int, int]]:
     return _collapse(codes)
 
 
-_NO_SPACE = _ranges_class(list(_NO_SPACE_RANGES))
+def _no_space_letters() -> list[tuple[int, int]]:
+    """The ranges less their punctuation and symbols below U+3040 (radicals ⺀, Thai ๏ ...),
+    which `_words` strips from a chunk's ends: inside a chunk they must not be tokens either,
+    or a text would normalise differently a second time."""
+    codes: list[int] = []
+    for lo, hi in _NO_SPACE_RANGES:
+        if lo >= 0x3040:
+            codes.extend(range(lo, hi + 1))
+            continue
+        codes.extend(c for c in range(lo, hi + 1) if unicodedata.category(chr(c))[0] not in "PS")
+    return _collapse(codes)
+
+
+_NO_SPACE = _ranges_class(_no_space_letters())
 _MARKS = _ranges_class(_script_marks())
 # A word char: a letter or digit of a spaced script, or one of its combining marks.
 _W = f"(?:[^\\W_{_NO_SPACE}]|[{_MARKS}])"
