@@ -31,3 +31,5 @@ async def on_releases_stored(
     await match_releases(sessions, ids)
     if announce and new_ids:
         await queue_instant_alerts(sessions, new_ids)
+    if corrected_ids:
+        await queue_instant_alerts(sessions, list(corrected_ids), corrections=True)

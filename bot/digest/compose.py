@@ -43,6 +43,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "more_topics": "…and {n} more in {topics} more topics: /list",
         "part": "({index}/{total})",
         "continued": "(continued)",
+        "corrected": "✏️ <b>Corrected:</b> ",
     },
     "zh": {
         "digest_title": "📰 <b>新聞公報摘要 · {date}</b>",
@@ -53,6 +54,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "more_topics": "…還有 {topics} 個主題共 {n} 則：/list",
         "part": "（{index}/{total}）",
         "continued": "（續）",
+        "corrected": "✏️ <b>更正：</b>",
     },
 }
 
@@ -69,6 +71,7 @@ class DigestItem:
     summary: str
     published_at: datetime
     in_title: bool = False
+    corrected: bool = False  # the chat had this release; its publisher has since corrected it
 
 
 @dataclass
@@ -217,7 +220,13 @@ def _section_blocks(section: DigestSection, language: str, keep: int) -> list[_B
     for index, item in enumerate(items):
         tail = more_line if index == len(items) - 1 else ""
         tail_units = visible_length(tail) if tail else 0
-        text, units = _fitted_release(item.title, item.link, item.summary, ITEM_BUDGET - tail_units)
+        mark = _strings(language)["corrected"] if item.corrected else ""
+        mark_units = visible_length(mark) if mark else 0
+        text, units = _fitted_release(
+            item.title, item.link, item.summary, ITEM_BUDGET - tail_units - mark_units
+        )
+        if mark:  # after the bullet: "• Corrected: <title>"
+            text, units = text[:2] + mark + text[2:], units + mark_units
         blocks.append(_Block(text + tail, units + tail_units, heading))
     return blocks
 

@@ -17,11 +17,11 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import or_
+from sqlalchemy import and_, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -84,6 +84,8 @@ class _MatchedRelease:
     # when the release became a match of the topic: the digest window is on this, so a
     # release stored before a digest but matched after it is in the next one, not lost
     matched_at: datetime
+    corrected_at: datetime | None = None  # the publisher's last correction of the release
+    revision: int = 0
 
 
 @dataclass
@@ -173,19 +175,29 @@ async def _matches_by_topic(
                     col(Release.summary),
                     col(Release.published_at),
                     col(Release.first_seen_at),
+                    col(Release.corrected_at),
+                    col(Release.revision),
                 )
                 .join(Release, col(Release.id) == col(Match.release_id))
                 .where(col(Match.topic_id).in_(topics), col(Release.announce).is_(True))
             )
-            if seen_after is not None:
-                query = query.where(col(Match.matched_at) > seen_after)
-            if seen_until is not None:
-                query = query.where(col(Match.matched_at) <= seen_until)
+            # a match made in the window, or a release corrected in it (see _build_digest)
+            matched_in = and_(
+                *(() if seen_after is None else (col(Match.matched_at) > seen_after,)),
+                *(() if seen_until is None else (col(Match.matched_at) <= seen_until,)),
+            )
+            if seen_after is not None or seen_until is not None:
+                corrected_in = and_(
+                    col(Release.corrected_at).is_not(None),
+                    *(() if seen_after is None else (col(Release.corrected_at) > seen_after,)),
+                    *(() if seen_until is None else (col(Release.corrected_at) <= seen_until,)),
+                )
+                query = query.where(or_(matched_in, corrected_in))
             if releases is not None:
                 query = query.where(col(Match.release_id).in_(releases))
             for row in await fetch_rows(session, query):
                 topic_id, in_title, matched_at, release_id, title, link, summary = row[:7]
-                published_at, first_seen_at = row[7:]
+                published_at, first_seen_at, corrected_at, revision = row[7:]
                 assert release_id is not None
                 item = DigestItem(
                     release_id=release_id,
@@ -196,31 +208,78 @@ async def _matches_by_topic(
                     in_title=in_title,
                 )
                 result[topic_id].append(
-                    _MatchedRelease(item, topic_id, as_utc(first_seen_at), as_utc(matched_at))
+                    _MatchedRelease(
+                        item,
+                        topic_id,
+                        as_utc(first_seen_at),
+                        as_utc(matched_at),
+                        as_utc(corrected_at) if corrected_at is not None else None,
+                        int(revision or 0),
+                    )
                 )
     return result
 
 
-def _build_digest(followed: list[_Followed], matches: dict[int, list[_MatchedRelease]]) -> _Digest:
-    """Each release once, under its best topic; sections by label, releases newest first."""
+def _news_to(
+    topic: _Followed, matched: _MatchedRelease, until: datetime | None, corrections_only: bool
+) -> str | None:
+    """ "new" if the match is news to this subscription, "corrected" if the subscriber had the
+    release (matched before its window) and the publisher corrected it in the window, else None.
+
+    With `corrections_only` (an instant alert about corrections: no window), the subscriber had
+    the release if it matched before the correction.
+    """
+    if matched.first_seen_at <= topic.subscribed_at:
+        return None  # backlog: from before the subscription, never sent
+    if corrections_only:
+        fixed = matched.corrected_at
+        return "corrected" if fixed is not None and matched.matched_at < fixed else None
+    if matched.matched_at > topic.since:
+        return "new"
+    fixed = matched.corrected_at
+    if fixed is not None and fixed > topic.since and (until is None or fixed <= until):
+        return "corrected"
+    return None
+
+
+def _build_digest(
+    followed: list[_Followed],
+    matches: dict[int, list[_MatchedRelease]],
+    *,
+    until: datetime | None = None,
+    corrections_only: bool = False,
+) -> _Digest:
+    """Each release once, under its best topic; sections by label, releases newest first.
+
+    A release the chat had already received and that was corrected since comes again,
+    marked (`until`: the window's end for corrections). With `corrections_only` (instant
+    alerts about corrections) only those.
+    """
     # topics from most to least specific (longest canonical query), then by label
     by_specificity = sorted(
         followed, key=lambda f: (-len(f.canonical), f.label.casefold(), f.topic_id)
     )
     best: dict[int, tuple[tuple[bool, int], _Followed, DigestItem]] = {}
+    corrected: set[int] = set()  # releases the chat had, through any of its topics
     newest_seen: datetime | None = None
     for position, topic in enumerate(by_specificity):
         for matched in matches.get(topic.topic_id, ()):
-            if matched.matched_at <= topic.since or matched.first_seen_at <= topic.subscribed_at:
+            news = _news_to(topic, matched, until, corrections_only)
+            if news is None:
                 continue
+            if news == "corrected":
+                corrected.add(matched.item.release_id)
             rank = (not matched.item.in_title, position)  # a title match first
             current = best.get(matched.item.release_id)
             if current is None or rank < current[0]:
                 best[matched.item.release_id] = (rank, topic, matched.item)
-            if newest_seen is None or matched.matched_at > newest_seen:
-                newest_seen = matched.matched_at
+            seen = matched.corrected_at if news == "corrected" else matched.matched_at
+            if seen is not None and (newest_seen is None or seen > newest_seen):
+                newest_seen = seen
     by_topic: dict[int, tuple[_Followed, list[DigestItem]]] = {}
     for _rank, topic, item in best.values():
+        if item.release_id in corrected:
+            item = replace(item, corrected=True)
         by_topic.setdefault(topic.topic_id, (topic, []))[1].append(item)
     sections = []
     for topic, items in sorted(
@@ -312,7 +371,7 @@ async def _queue_chat_digests(
         start = period_start(chat, now)
         period = start.isoformat() if start is not None else "first"
         for thread_id in sorted(threads):
-            digest = _build_digest(threads[thread_id], matches)
+            digest = _build_digest(threads[thread_id], matches, until=end)
             if not digest.total:
                 continue
             parts = compose_digest(
@@ -409,9 +468,15 @@ async def queue_digest_now(
         return outcome
 
 
-async def queue_instant_alerts(sessions: SessionFactory, release_ids: list[int]) -> int:
+async def queue_instant_alerts(
+    sessions: SessionFactory, release_ids: list[int], *, corrections: bool = False
+) -> int:
     """Alerts chats on `instant` about these newly stored releases: one message per (chat, thread)
-    for all of them (split only if too long). Returns messages queued."""
+    for all of them (split only if too long). Returns messages queued.
+
+    With `corrections`, the releases were corrected: only the chats that had them are told,
+    each release marked, once per revision.
+    """
     ids = sorted(set(release_ids))
     if not ids:
         return 0
@@ -445,16 +510,21 @@ async def queue_instant_alerts(sessions: SessionFactory, release_ids: list[int])
         # stored earlier but alerted later must not be lost behind a newer alert
         followed = await _followed_by_thread(session, list(chats.values()), after_last_digest=False)
         matches = await _matches_by_topic(session, topic_ids, release_ids=ids)
-        batch = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:24]
+        revisions = sorted(
+            {(m.item.release_id, m.revision) for found in matches.values() for m in found}
+        )
+        batch_of = revisions if corrections else ids
+        batch = hashlib.sha256(repr(batch_of).encode()).hexdigest()[:24]
+        prefix = "instant-fix" if corrections else "instant"
         pending: list[_Pending] = []
         for chat_id, threads in followed.items():
             chat = chats[chat_id]
             for thread_id in sorted(threads):
-                digest = _build_digest(threads[thread_id], matches)
+                digest = _build_digest(threads[thread_id], matches, corrections_only=corrections)
                 if not digest.total:
                     continue
                 parts = compose_instant(digest.sections, language=chat.language, total=digest.total)
-                key = f"instant:{chat_id}:{thread_id}:{batch}"
+                key = f"{prefix}:{chat_id}:{thread_id}:{batch}"
                 pending.append(_Pending(chat, thread_id, parts, key, digest))
         for alert in await _enqueue_pending(session, pending, kind=MessageKind.instant):
             queued += len(alert.parts)
