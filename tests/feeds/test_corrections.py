@@ -70,6 +70,7 @@ async def test_a_corrected_figure_comes_once_more_marked_in_the_next_digest(
     [first] = await _digest(any_sessions, en)
     [first_zh] = await _digest(any_sessions, zh)
     assert "$3 million" in first and "Corrected" not in first
+    assert "更正" not in first_zh
 
     corrected = {**release, "description": release["description"].replace("$3", "$30")}
     corrected["title"] = release["title"].replace("$3", "$30")
