@@ -13,8 +13,8 @@ Errors:
   every private chat under 1/s), so this process also pauses all sending for `retry_after`;
   for a group it is taken as the group's 20-a-minute limit and only that group waits.
 - Forbidden, BadRequest "chat not found": the chat becomes inactive, its queue is dropped.
-- ChatMigrated: the chat moves to the new id (merged into an existing row for that id),
-  the message is sent again there.
+- ChatMigrated: the chat moves to the new id (bot.subscriptions.migrate_chat, the one rule
+  for migrations), the message is sent again there.
 - NetworkError, TimedOut, 5xx: retried with exponential backoff and jitter, then `failed`.
 - Any other BadRequest (e.g. can't parse entities): `failed` at once; retrying cannot help.
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, select, update
+from sqlalchemy import and_, bindparam, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -53,17 +53,16 @@ from bot.delivery.outbox import (
     ClaimedMessage,
     claim_due_messages,
     count_unfinished,
-    fetch_rows,
     next_due_at,
 )
-from bot.models import MessageState, metadata, utcnow
+from bot.models import MessageState, utcnow
+from bot.subscriptions import mark_chat_gone, migrate_chat
 
 log = logging.getLogger(__name__)
 
 
 MAX_ERROR_LENGTH = 500
 _TOKEN_RE = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
-SUBSCRIPTION: Table = metadata.tables["subscription"]
 
 
 class SenderSettings(Protocol):
@@ -711,7 +710,7 @@ class Sender:
                     params=[{"b_chat": o.msg.chat_id} for o in released],
                 )
             for gone_chat in gone:
-                stats.blocked += await _deactivate_chat(
+                stats.blocked += await mark_chat_gone(
                     session, gone_chat.msg.chat_id, gone_chat.reason
                 )
             for move in migrated:
@@ -733,63 +732,10 @@ async def _set_next_send(session: AsyncSession, times: list[tuple[int, datetime]
         )
 
 
-async def _deactivate_chat(session: AsyncSession, chat_id: int, reason: str) -> int:
-    """Marks the chat inactive and drops its unsent messages; returns how many were dropped."""
-    await session.exec(
-        update(CHAT).where(CHAT.c.id == chat_id).values(active=False, updated_at=utcnow())
-    )
-    result = await session.exec(
-        update(OUTBOX)
-        .where(
-            OUTBOX.c.chat_id == chat_id,
-            OUTBOX.c.state.in_([MessageState.queued.value, MessageState.sending.value]),
-        )
-        .values(state=MessageState.dropped.value, last_error=reason, claimed_until=None)
-    )
-    return int(result.rowcount or 0)
-
-
 async def _migrate_chat(session: AsyncSession, msg: ClaimedMessage, new_telegram_id: int) -> None:
-    """The group became a supergroup: the chat takes its new id (merged into an existing row
-    for that id, if any), and the message goes back to the queue to be sent there."""
-    found = await fetch_rows(
-        session, select(CHAT.c.id).where(CHAT.c.telegram_id == new_telegram_id)
-    )
-    existing = found[0] if found else None
-    target = msg.chat_id
-    if existing is None:
-        await session.exec(
-            update(CHAT)
-            .where(CHAT.c.id == msg.chat_id)
-            .values(telegram_id=new_telegram_id, type="supergroup", updated_at=utcnow())
-        )
-    elif existing[0] != msg.chat_id:
-        target = existing[0]
-        # subscriptions the new row already has would break the unique constraint: drop ours
-        other = SUBSCRIPTION.alias("other")
-        await session.exec(
-            delete(SUBSCRIPTION).where(
-                SUBSCRIPTION.c.chat_id == msg.chat_id,
-                exists().where(
-                    other.c.chat_id == target,
-                    other.c.thread_id == SUBSCRIPTION.c.thread_id,
-                    other.c.topic_id == SUBSCRIPTION.c.topic_id,
-                ),
-            )
-        )
-        await session.exec(
-            update(SUBSCRIPTION).where(SUBSCRIPTION.c.chat_id == msg.chat_id).values(chat_id=target)
-        )
-        # keys name the old row's id, which SQLite may give to the next new chat: forget them
-        await session.exec(
-            update(OUTBOX)
-            .where(OUTBOX.c.chat_id == msg.chat_id)
-            .values(chat_id=target, dedup_key=None)
-        )
-        await session.exec(
-            update(CHAT).where(CHAT.c.id == target).values(active=True, updated_at=utcnow())
-        )
-        await session.exec(delete(CHAT).where(CHAT.c.id == msg.chat_id))
+    """The group became a supergroup (bot.subscriptions.migrate_chat), and the message goes
+    back to the queue to be sent there."""
+    target = await migrate_chat(session, msg.telegram_chat_id, new_telegram_id) or msg.chat_id
     # its not_before is kept (it was due): a new one would put it behind the chat's later
     # messages, and a digest's "(1/3)" would arrive after "(3/3)"
     await session.exec(
@@ -798,7 +744,6 @@ async def _migrate_chat(session: AsyncSession, msg: ClaimedMessage, new_telegram
         .values(state=MessageState.queued.value, claimed_until=None)
     )
     await session.exec(update(CHAT).where(CHAT.c.id == target).values(next_send_at=None))
-    log.info("chat %s migrated to a supergroup", target)
 
 
 __all__ = ["DeliveryLimits", "DeliveryProgress", "DeliveryStats", "Sender"]

@@ -21,6 +21,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     Defaults,
@@ -42,7 +43,7 @@ DIGEST_TICK_SECONDS = 30.0
 JOB_KWARGS = {"misfire_grace_time": 60, "coalesce": True, "max_instances": 1}
 SENDER_STOP_TIMEOUT = 10.0
 # what the handlers use; anything else would only cost traffic
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 
 # (command, description key) in the order Telegram's menu shows them
 SUBSCRIBER_COMMANDS = (
@@ -106,6 +107,9 @@ def build_application(settings: Settings, sessions: SessionFactory) -> Applicati
     for names, callback in COMMAND_HANDLERS:
         app.add_handler(CommandHandler(list(names), callback, filters=new_messages))
     app.add_handler(CallbackQueryHandler(handlers.button))
+    app.add_handler(
+        ChatMemberHandler(handlers.bot_membership_changed, ChatMemberHandler.MY_CHAT_MEMBER)
+    )
     app.add_handler(
         MessageHandler(filters.StatusUpdate.MIGRATE & new_messages, handlers.chat_migrated)
     )
