@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import Table, delete, exists, func, update
+from sqlalchemy import Table, and_, delete, exists, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,11 +22,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.config import Settings, parse_hhmm
 from bot.db import SessionFactory
 from bot.delivery.outbox import CHAT, OUTBOX, fetch_rows
-from bot.digest.schedule import chat_zone
+from bot.digest.schedule import as_utc, chat_zone
 from bot.i18n import Language, language_from_code
 from bot.models import (
     Chat,
     Frequency,
+    MessageKind,
     MessageState,
     OutboxMessage,
     Release,
@@ -273,6 +274,58 @@ async def migrate_chat(
     )
     log.info("chat %s migrated to a supergroup", old.id)
     return int(old.id)
+
+
+async def move_thread_to_main(session: AsyncSession, chat_id: int, thread_id: int) -> None:
+    """In the caller's transaction: a forum topic (thread_id) of the chat (Chat.id) is closed or
+    deleted. Its subscriptions and unsent messages move to the group's main thread, preceded
+    (the first time only) by a one-line note saying so."""
+    from bot.delivery.outbox import enqueue
+    from bot.i18n import t
+
+    in_thread = and_(OUTBOX.c.chat_id == chat_id, OUTBOX.c.thread_id == thread_id)
+    unsent = OUTBOX.c.state.in_([MessageState.queued.value, MessageState.sending.value])
+    found = await fetch_rows(
+        session,
+        select(func.min(OUTBOX.c.not_before), CHAT.c.language)
+        .select_from(CHAT.outerjoin(OUTBOX, and_(in_thread, unsent)))
+        .where(CHAT.c.id == chat_id)
+        .group_by(CHAT.c.language),
+    )
+    if not found:
+        return
+    first_due, language = found[0]
+    other = SUBSCRIPTION.alias("other")
+    await session.exec(
+        delete(SUBSCRIPTION).where(
+            SUBSCRIPTION.c.chat_id == chat_id,
+            SUBSCRIPTION.c.thread_id == thread_id,
+            exists().where(
+                other.c.chat_id == chat_id,
+                other.c.thread_id == 0,
+                other.c.topic_id == SUBSCRIPTION.c.topic_id,
+            ),
+        )
+    )
+    await session.exec(
+        update(SUBSCRIPTION)
+        .where(SUBSCRIPTION.c.chat_id == chat_id, SUBSCRIPTION.c.thread_id == thread_id)
+        .values(thread_id=0)
+    )
+    await session.exec(update(OUTBOX).where(in_thread, unsent).values(thread_id=0))
+    # a millisecond before the first moved message: the note is read before what it explains
+    note_at = first_due - timedelta(milliseconds=1) if first_due is not None else utcnow()
+    await enqueue(
+        session,
+        chat_id,
+        t(language, "topic_closed"),
+        kind=MessageKind.notice,
+        dedup_key=f"topic-gone:{chat_id}:{thread_id}",
+        not_before=as_utc(note_at),
+    )
+    log.info(
+        "forum topic %s of chat %s is gone; its digests go to the main thread", thread_id, chat_id
+    )
 
 
 async def follow_migration(

@@ -16,6 +16,8 @@ Errors:
 - ChatMigrated: the chat moves to the new id (bot.subscriptions.migrate_chat, the one rule
   for migrations), the message is sent again there.
 - NetworkError, TimedOut, 5xx: retried with exponential backoff and jitter, then `failed`.
+- BadRequest "message thread not found" / TOPIC_CLOSED for a forum topic: the topic's
+  subscriptions and messages move to the group's main thread, with a note the first time.
 - Any other BadRequest (e.g. can't parse entities): `failed` at once; retrying cannot help.
 
 Pipeline in one process: a claimer takes batches of due messages from the database, a
@@ -56,7 +58,7 @@ from bot.delivery.outbox import (
     next_due_at,
 )
 from bot.models import MessageState, utcnow
-from bot.subscriptions import mark_chat_gone, migrate_chat
+from bot.subscriptions import mark_chat_gone, migrate_chat, move_thread_to_main
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +182,20 @@ class _Migrated:
 
 
 @dataclass(frozen=True)
+class _TopicGone:
+    """The forum topic is closed or deleted: the message goes to the main thread instead."""
+
+    msg: ClaimedMessage
+
+
+@dataclass(frozen=True)
 class _Released:
     """Claimed but not sent (lease half over, or the sender is stopping): back to the queue."""
 
     msg: ClaimedMessage
 
 
-_Outcome = _Sent | _Retry | _Failed | _ChatGone | _Migrated | _Released
+_Outcome = _Sent | _Retry | _Failed | _ChatGone | _Migrated | _TopicGone | _Released
 
 
 @dataclass
@@ -238,6 +247,12 @@ def _retry_after_seconds(exc: RetryAfter) -> float:
         return value.total_seconds()
     public = exc.retry_after
     return public.total_seconds() if isinstance(public, timedelta) else float(public)
+
+
+def _is_thread_gone(exc: BadRequest) -> bool:
+    """A forum topic that was deleted ("message thread not found") or closed."""
+    text = exc.message.lower()
+    return "message thread not found" in text or "topic_closed" in text or "topic_deleted" in text
 
 
 def _is_chat_gone(exc: BadRequest) -> bool:
@@ -488,6 +503,8 @@ class Sender:
         except BadRequest as exc:
             if _is_chat_gone(exc):
                 outcome = _ChatGone(msg, _one_line(exc.message))
+            elif msg.thread_id and _is_thread_gone(exc):
+                outcome = _TopicGone(msg)
             else:
                 outcome = _Failed(msg, _one_line(exc.message))
         except (TelegramError, OSError, TimeoutError) as exc:  # NetworkError, TimedOut, 5xx
@@ -609,6 +626,7 @@ class Sender:
         released = [o for o in batch if isinstance(o, _Released)]
         gone = [o for o in batch if isinstance(o, _ChatGone)]
         migrated = [o for o in batch if isinstance(o, _Migrated)]
+        topics_gone = [o for o in batch if isinstance(o, _TopicGone)]
         mine = and_(
             OUTBOX.c.id == bindparam("b_id"),
             OUTBOX.c.state == MessageState.sending.value,
@@ -716,6 +734,20 @@ class Sender:
             for move in migrated:
                 await _migrate_chat(session, move.msg, move.new_telegram_id)
                 stats.migrated += 1
+            for topic in topics_gone:
+                # moves this message too (it is unsent); its not_before keeps its place in line
+                await move_thread_to_main(session, topic.msg.chat_id, topic.msg.thread_id)
+                await session.exec(
+                    update(OUTBOX)
+                    .where(mine)
+                    .values(state=MessageState.queued.value, claimed_until=None),
+                    params=[{"b_id": topic.msg.id, "b_lease": topic.msg.claimed_until}],
+                )
+            if topics_gone:  # a refused send is no message to pace for, as for a migration
+                await session.exec(
+                    update(CHAT).where(CHAT.c.id == bindparam("b_chat")).values(next_send_at=None),
+                    params=[{"b_chat": o.msg.chat_id} for o in topics_gone],
+                )
             await session.commit()
         if gone:
             log.info("%d chats blocked the bot or are gone; their messages were dropped", len(gone))

@@ -1319,6 +1319,11 @@ class BotAPIDouble:
     def reopen_topic(self, chat_id: int, thread_id: int) -> None:
         self._closed_topics.discard((chat_id, thread_id))
 
+    def topic_is_gone(self, chat_id: object, thread_id: object) -> bool:
+        """Whether sends to this forum topic fail because it is closed or deleted."""
+        topic = (chat_id, thread_id)
+        return topic in self._closed_topics or topic in self._deleted_topics
+
     def unblock_chat(self, chat_id: int) -> None:
         self._blocked.discard(chat_id)
 

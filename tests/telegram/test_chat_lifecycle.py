@@ -12,7 +12,7 @@ from sqlmodel import select
 from bot.delivery.broadcast import queue_broadcast
 from bot.delivery.outbox import enqueue
 from bot.models import Chat, MessageKind, MessageState, OutboxMessage, utcnow
-from tests.telegram.conftest import ADMIN_ID, GROUP_ID, OTHER_USER_ID, USER_ID, Bot
+from tests.telegram.conftest import ADMIN_ID, FORUM_ID, GROUP_ID, OTHER_USER_ID, USER_ID, Bot
 
 GROUP = {"user_id": USER_ID, "chat_type": "supergroup"}
 
@@ -249,3 +249,31 @@ async def test_a_supergroup_whose_first_command_comes_before_the_migration_keeps
     assert "07:30" in listed.text  # the group's settings came along
     assert await bot.chat(GROUP_ID) is None
     assert len(await bot.subscriptions(new_id)) == 2
+
+
+# --- forum topics -------------------------------------------------------------------------
+
+
+async def test_a_closed_forum_topic_gets_its_digest_in_the_main_thread(bot: Bot) -> None:
+    from bot.models import Topic
+
+    bot.api.set_chat_member_status(FORUM_ID, USER_ID, "administrator")
+    forum = {"user_id": USER_ID, "chat_type": "supergroup", "is_forum": True}
+    await bot.say(FORUM_ID, "/subscribe customs", thread_id=77, **forum)
+    async with bot.sessions() as s:
+        topic = (await s.exec(select(Topic).where(Topic.label.startswith("Customs")))).one()
+    await bot.add_release("Customs seizes smuggled cigarettes", topic_query=topic.query)
+    bot.api.close_topic(FORUM_ID, 77)
+
+    queued = await bot.say(FORUM_ID, "/digest", **forum)  # from the main thread
+    assert queued.message_thread_id is None and "1 release" in queued.text
+
+    def general() -> list[str]:
+        return [m.text for m in bot.api.messages_to(FORUM_ID) if m.message_thread_id is None]
+
+    await bot.api.wait_for(lambda: any("cigarettes" in text for text in general()), timeout=10)
+    note, digest = general()[-2:]
+    assert note == "This topic is closed; digests for it now come here."
+    assert "Customs seizes smuggled cigarettes" in digest
+    listed = await bot.say(FORUM_ID, "/list", **forum)  # the main thread follows it now
+    assert "1. Customs" in listed.text
