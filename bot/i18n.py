@@ -137,6 +137,8 @@ EN: Final[dict[str, str]] = {
     "stopped": (
         "Done: I forgot this chat, its topics, settings and queued messages. /start begins again."
     ),
+    # a forum topic that was closed or deleted
+    "topic_closed": "This topic is closed; digests for it now come here.",
     # errors and the unexpected
     "group_admins_only": "Only this group's administrators can change its topics or settings.",
     "unknown_command": "I don't know that command; /help lists them all.",
@@ -293,6 +295,7 @@ ZH: Final[dict[str, str]] = {
     "search_item": "{number}. {release}（{date}）",
     "search_none": "沒有已儲存的公報與 {query} 相符；試試較廣泛的字詞，例如 /search 海關",
     "stopped": "完成：已刪除此聊天室的主題、設定及待發訊息。/start 可重新開始。",
+    "topic_closed": "此主題已關閉；其摘要現在會發送到這裏。",
     "group_admins_only": "只有此群組的管理員可以更改主題或設定。",
     "unknown_command": "我不認識這個指令；/help 列出所有指令。",
     "plain_text": "我只懂指令；試試 /subscribe 海關 或 /help。",

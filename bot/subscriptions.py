@@ -7,22 +7,38 @@ what to do instead.
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import delete, func
+from sqlalchemy import Table, and_, delete, exists, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Settings, parse_hhmm
 from bot.db import SessionFactory
-from bot.digest.schedule import chat_zone
+from bot.delivery.outbox import CHAT, OUTBOX, fetch_rows
+from bot.digest.schedule import as_utc, chat_zone
 from bot.i18n import Language, language_from_code
-from bot.models import Chat, Frequency, OutboxMessage, Release, Subscription, Topic, utcnow
+from bot.models import (
+    Chat,
+    Frequency,
+    MessageKind,
+    MessageState,
+    OutboxMessage,
+    Release,
+    Subscription,
+    Topic,
+    metadata,
+    utcnow,
+)
 
+log = logging.getLogger(__name__)
+SUBSCRIPTION: Table = metadata.tables["subscription"]
 # characters no one types on purpose: controls, bidi overrides and marks, unassigned, private
 _REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
@@ -74,6 +90,39 @@ async def get_chat(sessions: SessionFactory, telegram_id: int) -> Chat | None:
         return (await s.exec(select(Chat).where(Chat.telegram_id == telegram_id))).first()
 
 
+def _new_chat(
+    telegram_id: int, type: str, title: str | None, language_code: str | None, settings: Settings
+) -> Chat:
+    """A chat with the defaults, not stored."""
+    return Chat(
+        telegram_id=telegram_id,
+        type=type,
+        title=title if type != "private" else None,
+        language=language_from_code(language_code),
+        timezone=settings.default_timezone,
+        digest_time=settings.digest_time,
+    )
+
+
+async def chat_or_defaults(
+    sessions: SessionFactory,
+    telegram_id: int,
+    type: str,
+    title: str | None,
+    language_code: str | None,
+    settings: Settings,
+) -> Chat:
+    """The stored chat, or one with the defaults that is not stored (read-only commands).
+
+    Only a command that changes something registers a chat: /help or /list in a group that
+    said /stop (or never subscribed) must not enrol it for digests and broadcasts.
+    """
+    stored = await get_chat(sessions, telegram_id)
+    if stored is not None:
+        return stored
+    return _new_chat(telegram_id, type, title, language_code, settings)
+
+
 async def register_chat(
     sessions: SessionFactory,
     telegram_id: int,
@@ -82,7 +131,7 @@ async def register_chat(
     language_code: str | None,
     settings: Settings,
 ) -> Chat:
-    """The chat, created with the defaults on first contact; an inactive one is active again."""
+    """The chat, created with the defaults on first change; an inactive one is active again."""
     from bot.digest.schedule import reschedule
 
     async with sessions() as s:
@@ -90,20 +139,15 @@ async def register_chat(
         if chat is not None:
             if chat.active and chat.type == type:
                 return chat
+            if not chat.active:
+                reschedule(chat, utcnow())
             chat.active = True
             chat.type = type
             chat.updated_at = utcnow()
             s.add(chat)
             await s.commit()
             return chat
-        chat = Chat(
-            telegram_id=telegram_id,
-            type=type,
-            title=title if type != "private" else None,
-            language=language_from_code(language_code),
-            timezone=settings.default_timezone,
-            digest_time=settings.digest_time,
-        )
+        chat = _new_chat(telegram_id, type, title, language_code, settings)
         reschedule(chat, utcnow())
         s.add(chat)
         try:
@@ -123,19 +167,173 @@ async def forget_chat(sessions: SessionFactory, chat: Chat) -> None:
         await s.commit()
 
 
+async def mark_chat_gone(session: AsyncSession, chat_id: int, reason: str) -> int:
+    """In the caller's transaction: the chat (Chat.id) is inactive and its unsent messages
+    are dropped; returns how many were dropped. Subscriptions stay for its return."""
+    await session.exec(
+        update(CHAT).where(CHAT.c.id == chat_id).values(active=False, updated_at=utcnow())
+    )
+    result = await session.exec(
+        update(OUTBOX)
+        .where(
+            OUTBOX.c.chat_id == chat_id,
+            OUTBOX.c.state.in_([MessageState.queued.value, MessageState.sending.value]),
+        )
+        .values(state=MessageState.dropped.value, last_error=reason, claimed_until=None)
+    )
+    return int(result.rowcount or 0)
+
+
+async def deactivate_chat(sessions: SessionFactory, telegram_id: int, reason: str) -> bool:
+    """The bot was blocked or removed: no more digests or broadcasts; False if unknown."""
+    async with sessions() as s:
+        chat = (await s.exec(select(Chat).where(Chat.telegram_id == telegram_id))).first()
+        if chat is None or chat.id is None:
+            return False
+        await mark_chat_gone(s, chat.id, reason)
+        await s.commit()
+        return True
+
+
+async def reactivate_chat(sessions: SessionFactory, telegram_id: int) -> Chat | None:
+    """The bot was unblocked or added again: the chat is active with its subscriptions.
+
+    None for a chat we do not keep (never registered, or it said /stop): it stays unknown.
+    """
+    from bot.digest.schedule import reschedule
+
+    async with sessions() as s:
+        chat = (await s.exec(select(Chat).where(Chat.telegram_id == telegram_id))).first()
+        if chat is None or chat.active:
+            return chat
+        now = utcnow()
+        chat.active = True
+        chat.updated_at = now
+        chat.next_send_at = None
+        reschedule(chat, now)  # the next digest from now, not the ones missed while away
+        s.add(chat)
+        await s.commit()
+        return chat
+
+
 async def migrate_chat(
+    session: AsyncSession, old_telegram_id: int, new_telegram_id: int
+) -> int | None:
+    """In the caller's transaction: a group became a supergroup; returns the chat's Chat.id.
+
+    The one rule, whoever learns of it first (the service messages in either chat, or a send
+    answered with ChatMigrated): the old group's row takes the new id and keeps its settings.
+    A row already made for the new id (a command from the supergroup came first) is merged
+    into it: its subscriptions and queued messages move over, then it is deleted. None when
+    neither id is known.
+    """
+    found = await fetch_rows(
+        session,
+        select(CHAT.c.id, CHAT.c.telegram_id, CHAT.c.title).where(
+            CHAT.c.telegram_id.in_([old_telegram_id, new_telegram_id])
+        ),
+    )
+    old = next((row for row in found if row.telegram_id == old_telegram_id), None)
+    new = next((row for row in found if row.telegram_id == new_telegram_id), None)
+    if old is None:
+        return new.id if new is not None else None  # already migrated, or never known
+    title = old.title
+    if new is not None:
+        title = new.title or title
+        # subscriptions the old row already has would break the unique constraint: drop them
+        other = SUBSCRIPTION.alias("other")
+        await session.exec(
+            delete(SUBSCRIPTION).where(
+                SUBSCRIPTION.c.chat_id == new.id,
+                exists().where(
+                    other.c.chat_id == old.id,
+                    other.c.thread_id == SUBSCRIPTION.c.thread_id,
+                    other.c.topic_id == SUBSCRIPTION.c.topic_id,
+                ),
+            )
+        )
+        await session.exec(
+            update(SUBSCRIPTION).where(SUBSCRIPTION.c.chat_id == new.id).values(chat_id=old.id)
+        )
+        # keys name the deleted row's id, which SQLite may give to the next new chat
+        await session.exec(
+            update(OUTBOX).where(OUTBOX.c.chat_id == new.id).values(chat_id=old.id, dedup_key=None)
+        )
+        await session.exec(delete(CHAT).where(CHAT.c.id == new.id))
+    await session.exec(
+        update(CHAT)
+        .where(CHAT.c.id == old.id)
+        .values(
+            telegram_id=new_telegram_id,
+            type="supergroup",
+            title=title,
+            active=True,
+            next_send_at=None,
+            updated_at=utcnow(),
+        )
+    )
+    log.info("chat %s migrated to a supergroup", old.id)
+    return int(old.id)
+
+
+async def move_thread_to_main(session: AsyncSession, chat_id: int, thread_id: int) -> None:
+    """In the caller's transaction: a forum topic (thread_id) of the chat (Chat.id) is closed or
+    deleted. Its subscriptions and unsent messages move to the group's main thread, preceded
+    (the first time only) by a one-line note saying so."""
+    from bot.delivery.outbox import enqueue
+    from bot.i18n import t
+
+    in_thread = and_(OUTBOX.c.chat_id == chat_id, OUTBOX.c.thread_id == thread_id)
+    unsent = OUTBOX.c.state.in_([MessageState.queued.value, MessageState.sending.value])
+    found = await fetch_rows(
+        session,
+        select(func.min(OUTBOX.c.not_before), CHAT.c.language)
+        .select_from(CHAT.outerjoin(OUTBOX, and_(in_thread, unsent)))
+        .where(CHAT.c.id == chat_id)
+        .group_by(CHAT.c.language),
+    )
+    if not found:
+        return
+    first_due, language = found[0]
+    other = SUBSCRIPTION.alias("other")
+    await session.exec(
+        delete(SUBSCRIPTION).where(
+            SUBSCRIPTION.c.chat_id == chat_id,
+            SUBSCRIPTION.c.thread_id == thread_id,
+            exists().where(
+                other.c.chat_id == chat_id,
+                other.c.thread_id == 0,
+                other.c.topic_id == SUBSCRIPTION.c.topic_id,
+            ),
+        )
+    )
+    await session.exec(
+        update(SUBSCRIPTION)
+        .where(SUBSCRIPTION.c.chat_id == chat_id, SUBSCRIPTION.c.thread_id == thread_id)
+        .values(thread_id=0)
+    )
+    await session.exec(update(OUTBOX).where(in_thread, unsent).values(thread_id=0))
+    # a millisecond before the first moved message: the note is read before what it explains
+    note_at = first_due - timedelta(milliseconds=1) if first_due is not None else utcnow()
+    await enqueue(
+        session,
+        chat_id,
+        t(language, "topic_closed"),
+        kind=MessageKind.notice,
+        dedup_key=f"topic-gone:{chat_id}:{thread_id}",
+        not_before=as_utc(note_at),
+    )
+    log.info(
+        "forum topic %s of chat %s is gone; its digests go to the main thread", thread_id, chat_id
+    )
+
+
+async def follow_migration(
     sessions: SessionFactory, old_telegram_id: int, new_telegram_id: int
 ) -> None:
-    """A group became a supergroup: the chat keeps its settings under the new id."""
+    """`migrate_chat` in a transaction of its own (the Telegram service messages)."""
     async with sessions() as s:
-        chat = (await s.exec(select(Chat).where(Chat.telegram_id == old_telegram_id))).first()
-        taken = (await s.exec(select(Chat).where(Chat.telegram_id == new_telegram_id))).first()
-        if chat is None or taken is not None:
-            return
-        chat.telegram_id = new_telegram_id
-        chat.type = "supergroup"
-        chat.updated_at = utcnow()
-        s.add(chat)
+        await migrate_chat(s, old_telegram_id, new_telegram_id)
         await s.commit()
 
 

@@ -13,8 +13,8 @@ Errors:
   every private chat under 1/s), so this process also pauses all sending for `retry_after`;
   for a group it is taken as the group's 20-a-minute limit and only that group waits.
 - Forbidden, BadRequest "chat not found": the chat becomes inactive, its queue is dropped.
-- ChatMigrated: the chat moves to the new id (merged into an existing row for that id),
-  the message is sent again there.
+- ChatMigrated: the chat moves to the new id (bot.subscriptions.migrate_chat, the one rule
+  for migrations), the message is sent again there.
 - TimedOut, or a NetworkError after the request was written (connection reset, closed
   without an answer): Telegram may have delivered it. It is never sent again: it is stored as
   `sent` without a message id, `last_error` saying "maybe delivered, not resent". A digest
@@ -22,6 +22,8 @@ Errors:
   had the request: in the incident behind this rule every timed-out send had arrived).
 - NetworkError before the request left (connect, pool), 5xx: retried with exponential backoff
   and jitter, then `failed`.
+- BadRequest "message thread not found" / TOPIC_CLOSED for a forum topic: the topic's
+  subscriptions and messages move to the group's main thread, with a note the first time.
 - Any other BadRequest (e.g. can't parse entities): `failed` at once; retrying cannot help.
 
 Pipeline in one process: a claimer takes batches of due messages from the database, a
@@ -46,7 +48,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import Table, and_, bindparam, delete, exists, select, update
+from sqlalchemy import and_, bindparam, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -68,17 +70,16 @@ from bot.delivery.outbox import (
     ClaimedMessage,
     claim_due_messages,
     count_unfinished,
-    fetch_rows,
     next_due_at,
 )
-from bot.models import MessageState, metadata, utcnow
+from bot.models import MessageState, utcnow
+from bot.subscriptions import mark_chat_gone, migrate_chat, move_thread_to_main
 
 log = logging.getLogger(__name__)
 
 
 MAX_ERROR_LENGTH = 500
 _TOKEN_RE = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
-SUBSCRIPTION: Table = metadata.tables["subscription"]
 
 
 class SenderSettings(Protocol):
@@ -208,13 +209,20 @@ class _Migrated:
 
 
 @dataclass(frozen=True)
+class _TopicGone:
+    """The forum topic is closed or deleted: the message goes to the main thread instead."""
+
+    msg: ClaimedMessage
+
+
+@dataclass(frozen=True)
 class _Released:
     """Claimed but not sent (lease half over, or the sender is stopping): back to the queue."""
 
     msg: ClaimedMessage
 
 
-_Outcome = _Sent | _Unconfirmed | _Retry | _Failed | _ChatGone | _Migrated | _Released
+_Outcome = _Sent | _Unconfirmed | _Retry | _Failed | _ChatGone | _Migrated | _TopicGone | _Released
 
 
 @dataclass
@@ -295,6 +303,12 @@ def maybe_delivered(exc: BaseException) -> bool:
     if isinstance(exc, TimedOut):
         return not isinstance(cause, _NOT_SENT)
     return isinstance(exc, NetworkError) and isinstance(cause, _ANSWER_LOST)
+
+
+def _is_thread_gone(exc: BadRequest) -> bool:
+    """A forum topic that was deleted ("message thread not found") or closed."""
+    text = exc.message.lower()
+    return "message thread not found" in text or "topic_closed" in text or "topic_deleted" in text
 
 
 def _is_chat_gone(exc: BadRequest) -> bool:
@@ -547,6 +561,8 @@ class Sender:
         except BadRequest as exc:
             if _is_chat_gone(exc):
                 outcome = _ChatGone(msg, _one_line(exc.message))
+            elif msg.thread_id and _is_thread_gone(exc):
+                outcome = _TopicGone(msg)
             else:
                 outcome = _Failed(msg, _one_line(exc.message))
         except NetworkError as exc:
@@ -678,6 +694,7 @@ class Sender:
         released = [o for o in batch if isinstance(o, _Released)]
         gone = [o for o in batch if isinstance(o, _ChatGone)]
         migrated = [o for o in batch if isinstance(o, _Migrated)]
+        topics_gone = [o for o in batch if isinstance(o, _TopicGone)]
         mine = and_(
             OUTBOX.c.id == bindparam("b_id"),
             OUTBOX.c.state == MessageState.sending.value,
@@ -795,12 +812,26 @@ class Sender:
                     params=[{"b_chat": o.msg.chat_id} for o in released],
                 )
             for gone_chat in gone:
-                stats.blocked += await _deactivate_chat(
+                stats.blocked += await mark_chat_gone(
                     session, gone_chat.msg.chat_id, gone_chat.reason
                 )
             for move in migrated:
                 await _migrate_chat(session, move.msg, move.new_telegram_id)
                 stats.migrated += 1
+            for topic in topics_gone:
+                # moves this message too (it is unsent); its not_before keeps its place in line
+                await move_thread_to_main(session, topic.msg.chat_id, topic.msg.thread_id)
+                await session.exec(
+                    update(OUTBOX)
+                    .where(mine)
+                    .values(state=MessageState.queued.value, claimed_until=None),
+                    params=[{"b_id": topic.msg.id, "b_lease": topic.msg.claimed_until}],
+                )
+            if topics_gone:  # a refused send is no message to pace for, as for a migration
+                await session.exec(
+                    update(CHAT).where(CHAT.c.id == bindparam("b_chat")).values(next_send_at=None),
+                    params=[{"b_chat": o.msg.chat_id} for o in topics_gone],
+                )
             await session.commit()
         if gone:
             log.info("%d chats blocked the bot or are gone; their messages were dropped", len(gone))
@@ -817,63 +848,10 @@ async def _set_next_send(session: AsyncSession, times: list[tuple[int, datetime]
         )
 
 
-async def _deactivate_chat(session: AsyncSession, chat_id: int, reason: str) -> int:
-    """Marks the chat inactive and drops its unsent messages; returns how many were dropped."""
-    await session.exec(
-        update(CHAT).where(CHAT.c.id == chat_id).values(active=False, updated_at=utcnow())
-    )
-    result = await session.exec(
-        update(OUTBOX)
-        .where(
-            OUTBOX.c.chat_id == chat_id,
-            OUTBOX.c.state.in_([MessageState.queued.value, MessageState.sending.value]),
-        )
-        .values(state=MessageState.dropped.value, last_error=reason, claimed_until=None)
-    )
-    return int(result.rowcount or 0)
-
-
 async def _migrate_chat(session: AsyncSession, msg: ClaimedMessage, new_telegram_id: int) -> None:
-    """The group became a supergroup: the chat takes its new id (merged into an existing row
-    for that id, if any), and the message goes back to the queue to be sent there."""
-    found = await fetch_rows(
-        session, select(CHAT.c.id).where(CHAT.c.telegram_id == new_telegram_id)
-    )
-    existing = found[0] if found else None
-    target = msg.chat_id
-    if existing is None:
-        await session.exec(
-            update(CHAT)
-            .where(CHAT.c.id == msg.chat_id)
-            .values(telegram_id=new_telegram_id, type="supergroup", updated_at=utcnow())
-        )
-    elif existing[0] != msg.chat_id:
-        target = existing[0]
-        # subscriptions the new row already has would break the unique constraint: drop ours
-        other = SUBSCRIPTION.alias("other")
-        await session.exec(
-            delete(SUBSCRIPTION).where(
-                SUBSCRIPTION.c.chat_id == msg.chat_id,
-                exists().where(
-                    other.c.chat_id == target,
-                    other.c.thread_id == SUBSCRIPTION.c.thread_id,
-                    other.c.topic_id == SUBSCRIPTION.c.topic_id,
-                ),
-            )
-        )
-        await session.exec(
-            update(SUBSCRIPTION).where(SUBSCRIPTION.c.chat_id == msg.chat_id).values(chat_id=target)
-        )
-        # keys name the old row's id, which SQLite may give to the next new chat: forget them
-        await session.exec(
-            update(OUTBOX)
-            .where(OUTBOX.c.chat_id == msg.chat_id)
-            .values(chat_id=target, dedup_key=None)
-        )
-        await session.exec(
-            update(CHAT).where(CHAT.c.id == target).values(active=True, updated_at=utcnow())
-        )
-        await session.exec(delete(CHAT).where(CHAT.c.id == msg.chat_id))
+    """The group became a supergroup (bot.subscriptions.migrate_chat), and the message goes
+    back to the queue to be sent there."""
+    target = await migrate_chat(session, msg.telegram_chat_id, new_telegram_id) or msg.chat_id
     # its not_before is kept (it was due): a new one would put it behind the chat's later
     # messages, and a digest's "(1/3)" would arrive after "(3/3)"
     await session.exec(
@@ -882,7 +860,6 @@ async def _migrate_chat(session: AsyncSession, msg: ClaimedMessage, new_telegram
         .values(state=MessageState.queued.value, claimed_until=None)
     )
     await session.exec(update(CHAT).where(CHAT.c.id == target).values(next_send_at=None))
-    log.info("chat %s migrated to a supergroup", target)
 
 
 __all__ = ["DeliveryLimits", "DeliveryProgress", "DeliveryStats", "Sender"]

@@ -21,6 +21,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     Defaults,
@@ -44,7 +45,7 @@ JOB_KWARGS = {"misfire_grace_time": 60, "coalesce": True, "max_instances": 1}
 SENDER_STOP_TIMEOUT = 8.0  # with the updater's, inside SIGTERM's 10 s
 UPDATER_STOP_TIMEOUT = 4.0
 # what the handlers use; anything else would only cost traffic
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 
 # (command, description key) in the order Telegram's menu shows them
 SUBSCRIBER_COMMANDS = (
@@ -108,6 +109,9 @@ def build_application(settings: Settings, sessions: SessionFactory) -> Applicati
     for names, callback in COMMAND_HANDLERS:
         app.add_handler(CommandHandler(list(names), callback, filters=new_messages))
     app.add_handler(CallbackQueryHandler(handlers.button))
+    app.add_handler(
+        ChatMemberHandler(handlers.bot_membership_changed, ChatMemberHandler.MY_CHAT_MEMBER)
+    )
     app.add_handler(
         MessageHandler(filters.StatusUpdate.MIGRATE & new_messages, handlers.chat_migrated)
     )

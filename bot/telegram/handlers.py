@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from telegram import (
 )
 from telegram import (
     ChatMember,
+    ChatMemberRestricted,
     InlineKeyboardMarkup,
     Message,
     Update,
@@ -31,13 +32,17 @@ from bot.config import Settings
 from bot.db import SessionFactory
 from bot.delivery.html import escape
 from bot.digest.schedule import as_utc, chat_zone
-from bot.i18n import Html, t, t_plain
+from bot.i18n import Html, language_from_code, t, t_plain
 from bot.models import Chat, Frequency, Release
 from bot.subscriptions import (
     ChatInputError,
+    chat_or_defaults,
     clean_user_text,
+    deactivate_chat,
+    follow_migration,
     forget_chat,
     list_followed,
+    reactivate_chat,
     register_chat,
     set_frequency,
     set_language,
@@ -193,12 +198,26 @@ async def send_in_parts(
 
 
 async def current_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Chat:
-    """The chat of this update, registered on first contact."""
+    """The chat of this update, registered (and active again if it was not) for a change."""
+    return await _chat_of(update, context, register_chat)
+
+
+async def known_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Chat:
+    """The stored chat, or one with the defaults that is not stored: for read-only commands,
+    which must not enrol a chat (after /stop, or before it ever subscribed)."""
+    return await _chat_of(update, context, chat_or_defaults)
+
+
+async def _chat_of(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    lookup: Callable[[SessionFactory, int, str, str | None, str | None, Settings], Awaitable[Chat]],
+) -> Chat:
     tg_chat = update.effective_chat
     assert tg_chat is not None
     user = update.effective_user
     d = deps(context)
-    return await register_chat(
+    return await lookup(
         d.sessions,
         tg_chat.id,
         tg_chat.type,
@@ -247,6 +266,15 @@ async def may_change(update: Update, context: ContextTypes.DEFAULT_TYPE, chat: C
     return allowed
 
 
+async def chat_to_change(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Chat | None:
+    """The chat, registered (active again after /stop or a block), if the sender may change
+    it; None (and they are told) if not."""
+    chat = await known_chat(update, context)
+    if not await may_change(update, context, chat):
+        return None
+    return await current_chat(update, context)
+
+
 # --- read-only commands -------------------------------------------------------------------
 
 
@@ -260,12 +288,15 @@ def popular_topic_buttons(lang: str) -> InlineKeyboardMarkup | None:
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    chat = await current_chat(update, context)
+    # in a private chat the person is the chat: /start enrols it; in a group any member may
+    # say /start, so there it only greets
+    private = update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
+    chat = await (current_chat if private else known_chat)(update, context)
     await send(update, context, t(chat.language, "start"), popular_topic_buttons(chat.language))
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    chat = await current_chat(update, context)
+    chat = await known_chat(update, context)
     text = t(chat.language, "help")
     user = update.effective_user
     if user is not None and user.id in deps(context).settings.admin_ids:
@@ -274,7 +305,7 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def list_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    chat = await current_chat(update, context)
+    chat = await known_chat(update, context)
     lang = chat.language
     followed = await list_followed(
         deps(context).sessions, chat, thread_of(update.effective_message)
@@ -294,7 +325,7 @@ async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     from bot.matching.query import QueryError
     from bot.matching.service import search_releases
 
-    chat = await current_chat(update, context)
+    chat = await known_chat(update, context)
     lang = chat.language
     try:
         text = clean_user_text(command_argument(update.effective_message), MAX_QUERY_LENGTH)
@@ -345,10 +376,10 @@ def subscribed_text(
 async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     from bot.matching.query import QueryError
 
-    chat = await current_chat(update, context)
-    lang = chat.language
-    if not await may_change(update, context, chat):
+    chat = await chat_to_change(update, context)
+    if chat is None:
         return
+    lang = chat.language
     text = command_argument(update.effective_message)
     if not text:
         await send(update, context, t(lang, "subscribe_usage"))
@@ -379,10 +410,10 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 
 
 async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    chat = await current_chat(update, context)
-    lang = chat.language
-    if not await may_change(update, context, chat):
+    chat = await chat_to_change(update, context)
+    if chat is None:
         return
+    lang = chat.language
     d = deps(context)
     thread = thread_of(update.effective_message)
     text = command_argument(update.effective_message)
@@ -411,10 +442,10 @@ async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE
 async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     from bot.digest.service import queue_digest_now
 
-    chat = await current_chat(update, context)
-    lang = chat.language
-    if not await may_change(update, context, chat):
+    chat = await chat_to_change(update, context)
+    if chat is None:
         return
+    lang = chat.language
     d = deps(context)
     assert chat.id is not None
     outcome = await queue_digest_now(d.sessions, chat.id)
@@ -437,8 +468,8 @@ async def _change_setting(
     change: str,
 ) -> None:
     """/time, /timezone, /frequency, /lang: one argument, one domain call, the new schedule."""
-    chat = await current_chat(update, context)
-    if not await may_change(update, context, chat):
+    chat = await chat_to_change(update, context)
+    if chat is None:
         return
     value = command_argument(update.effective_message)
     if not value:
@@ -489,16 +520,16 @@ async def lang_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def pause_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    chat = await current_chat(update, context)
-    if not await may_change(update, context, chat):
+    chat = await chat_to_change(update, context)
+    if chat is None:
         return
     _, changed = await set_paused(deps(context).sessions, chat, True)
     await send(update, context, t(chat.language, "paused" if changed else "already_paused"))
 
 
 async def resume_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    chat = await current_chat(update, context)
-    if not await may_change(update, context, chat):
+    chat = await chat_to_change(update, context)
+    if chat is None:
         return
     chat, changed = await set_paused(deps(context).sessions, chat, False)
     if not changed:
@@ -508,10 +539,11 @@ async def resume_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    chat = await current_chat(update, context)
+    chat = await known_chat(update, context)
     if not await may_change(update, context, chat):
         return
-    await forget_chat(deps(context).sessions, chat)
+    if chat.id is not None:  # a chat we never stored has nothing to forget
+        await forget_chat(deps(context).sessions, chat)
     await send(update, context, t(chat.language, "stopped"))
 
 
@@ -531,27 +563,62 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             or first_word.split("@", 1)[1].casefold() != (context.bot.username or "").casefold()
         ):
             return  # meant for another bot, or for people: stay quiet in groups
-    chat = await current_chat(update, context)
+    chat = await known_chat(update, context)
     await send(update, context, t(chat.language, "unknown_command"))
 
 
 async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Anything that is not a command, in a private chat: say what the bot understands."""
-    chat = await current_chat(update, context)
+    chat = await known_chat(update, context)
     await send(update, context, t(chat.language, "plain_text"))
 
 
 async def chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A group became a supergroup: its settings follow it to the new chat id."""
-    from bot.subscriptions import migrate_chat
-
     message = update.effective_message
     if message is None:
         return
+    sessions = deps(context).sessions
     if message.migrate_to_chat_id:
-        await migrate_chat(deps(context).sessions, message.chat.id, message.migrate_to_chat_id)
+        await follow_migration(sessions, message.chat.id, message.migrate_to_chat_id)
     elif message.migrate_from_chat_id:
-        await migrate_chat(deps(context).sessions, message.migrate_from_chat_id, message.chat.id)
+        await follow_migration(sessions, message.migrate_from_chat_id, message.chat.id)
+
+
+def _bot_is_in(member: ChatMember) -> bool:
+    """Whether this status lets the bot receive and send in the chat."""
+    if isinstance(member, ChatMemberRestricted):
+        return member.is_member
+    return member.status in (ChatMember.OWNER, ChatMember.ADMINISTRATOR, ChatMember.MEMBER)
+
+
+async def bot_membership_changed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """my_chat_member: the bot was added to or removed from a group, blocked or unblocked.
+
+    Removed or blocked: the chat is inactive at once (its queued messages are dropped).
+    Back: active again with its subscriptions, if we kept it (not after /stop). A group
+    that adds the bot is greeted like /start.
+    """
+    change = update.my_chat_member
+    if change is None:
+        return
+    was_in, is_in = _bot_is_in(change.old_chat_member), _bot_is_in(change.new_chat_member)
+    if was_in == is_in:
+        return  # promoted, demoted or restricted: nothing changes for subscribers
+    sessions = deps(context).sessions
+    tg_chat = change.chat
+    if not is_in:
+        reason = f"the bot was removed or blocked ({change.new_chat_member.status})"
+        await deactivate_chat(sessions, tg_chat.id, reason)
+        return
+    chat = await reactivate_chat(sessions, tg_chat.id)
+    if tg_chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
+        lang = (
+            chat.language
+            if chat is not None
+            else language_from_code(change.from_user.language_code)
+        )
+        await send(update, context, t(lang, "start"), popular_topic_buttons(lang))
 
 
 # --- buttons ------------------------------------------------------------------------------
@@ -572,11 +639,12 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if callback.action in ("bc_ok", "bc_no"):
         await admin.broadcast_button(update, context, callback)
         return
-    chat = await current_chat(update, context)
+    chat = await known_chat(update, context)
     lang = chat.language
     if not await is_group_admin(context, tg_chat, query.from_user.id, None):
         await query.answer(t_plain(lang, "button_admins_only"), show_alert=True)
         return
+    chat = await current_chat(update, context)
     d = deps(context)
     message = query.message if isinstance(query.message, Message) else None
     thread = thread_of(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import time as dt_time
 from itertools import pairwise
 
 from sqlmodel import select
@@ -166,6 +167,9 @@ async def test_a_migrated_group_merges_into_an_existing_row_for_the_new_id(
 ):
     old, new = await add_chats(sessions, [-4002, -1004002])
     async with sessions() as s:
+        configured = await s.get(Chat, old.id)
+        configured.digest_time = dt_time(7, 15)  # what the group chose before it migrated
+        s.add(configured)
         customs, excise = (
             Topic(query="customs", label="customs"),
             Topic(query="excise", label="excise"),
@@ -185,10 +189,14 @@ async def test_a_migrated_group_merges_into_an_existing_row_for_the_new_id(
 
     await make_sender()(sessions).drain(timeout=30)
 
-    assert await chat_by_id(sessions, old.id) is None
     assert [m.text for m in api.messages_to(-1004002)] == ["to the old id"]
     async with sessions() as s:
-        subs = (await s.exec(select(Subscription).where(Subscription.chat_id == new.id))).all()
+        (merged,) = (
+            await s.exec(select(Chat).where(Chat.telegram_id.in_([-4002, -1004002])))
+        ).all()
+        subs = (await s.exec(select(Subscription).where(Subscription.chat_id == merged.id))).all()
+    # one chat with the old group's settings and every topic of both rows, once each
+    assert merged.telegram_id == -1004002 and merged.digest_time == dt_time(7, 15)
     assert sorted(sub.query_text for sub in subs) == ["customs", "excise"]
 
 

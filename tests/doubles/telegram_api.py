@@ -845,8 +845,9 @@ class BotAPIDouble:
     spec_violations, unsupported_calls, flood_429_count, retry_after_violations,
     pending_updates; messages_to(), calls_to(), wait_for(), wait_for_message().
     What tests do: push_message(), push_callback(), push_update(), set_chat_member_status(),
-    block_chat(), deactivate_user(), delete_chat(), migrate_chat(), delete_topic(),
-    close_topic(), fail_next(), drop_next(), hold_answers(), reset_limits();
+    block_chat(), push_my_chat_member(), deactivate_user(), delete_chat(), migrate_chat(),
+    delete_topic(), close_topic(), reopen_topic(), fail_next(), drop_next(), hold_answers(),
+    reset_limits();
     ptb_bot() / ptb_request().
     """
 
@@ -1234,6 +1235,65 @@ class BotAPIDouble:
                 }
             )
 
+    def push_my_chat_member(
+        self,
+        chat_id: int,
+        old_status: str,
+        new_status: str,
+        *,
+        user_id: int | None = None,
+        chat_type: str | None = None,
+        chat_title: str | None = None,
+        is_forum: bool = False,
+        language_code: str | None = "en",
+    ) -> dict[str, Any]:
+        """The bot's status in chat_id changes (added, removed, blocked, unblocked, promoted).
+
+        Applies it (sends to the chat then fail or work again, as on Telegram) and queues the
+        my_chat_member update Telegram sends: chat, from (who did it), date, old_chat_member
+        and new_chat_member as ChatMember objects of the bot. In a private chat Telegram sends
+        it only when the user blocks ("kicked") or unblocks ("member") the bot.
+        """
+        for status in (old_status, new_status):
+            if status not in MEMBER_STATUSES:
+                raise ValueError(f"status must be one of {sorted(MEMBER_STATUSES)}")
+        kind = chat_type or self.chat_object(chat_id)["type"]
+        if kind == "private":
+            if {old_status, new_status} != {"member", "kicked"}:
+                raise ValueError("in a private chat the bot is only blocked or unblocked")
+            user_id = chat_id
+            if new_status == "kicked":
+                self._blocked.add(chat_id)
+            else:
+                self._blocked.discard(chat_id)
+        else:
+            if chat_id >= 0:
+                raise ValueError("groups, supergroups and channels have negative ids")
+            user_id = user_id or 1_000_001
+            self._blocked.discard(chat_id)
+            self._members[(chat_id, self.bot_id)] = new_status
+        chat: dict[str, Any] = {**self.chat_object(chat_id), "type": kind}
+        if kind != "private":
+            chat["title"] = chat_title or chat.get("title") or "Test group"
+            if is_forum:
+                chat["is_forum"] = True
+        self._remember_chat(chat)
+        user = {**self._user(user_id)}
+        if language_code:
+            user["language_code"] = language_code
+        self._users[user_id] = user
+        return self.push_update(
+            {
+                "my_chat_member": {
+                    "chat": chat,
+                    "from": user,
+                    "date": int(time.time()),
+                    "old_chat_member": self._member_object(old_status, self.bot_user),
+                    "new_chat_member": self._member_object(new_status, self.bot_user),
+                }
+            }
+        )
+
     def deactivate_user(self, chat_id: int) -> None:
         """The user deleted their account: sends fail with 403 "user is deactivated"."""
         self._deactivated.add(chat_id)
@@ -1245,6 +1305,14 @@ class BotAPIDouble:
     def close_topic(self, chat_id: int, thread_id: int) -> None:
         """Sends to this forum topic fail with 400 "TOPIC_CLOSED"."""
         self._closed_topics.add((chat_id, thread_id))
+
+    def reopen_topic(self, chat_id: int, thread_id: int) -> None:
+        self._closed_topics.discard((chat_id, thread_id))
+
+    def topic_is_gone(self, chat_id: object, thread_id: object) -> bool:
+        """Whether sends to this forum topic fail because it is closed or deleted."""
+        topic = (chat_id, thread_id)
+        return topic in self._closed_topics or topic in self._deleted_topics
 
     def unblock_chat(self, chat_id: int) -> None:
         self._blocked.discard(chat_id)
@@ -1928,6 +1996,10 @@ class BotAPIDouble:
     def _chat_member(self, chat_id: int, user_id: int) -> dict[str, Any]:
         status = self.member_status(chat_id, user_id)
         user = self.bot_user if user_id == self.bot_id else self._user(user_id)
+        return self._member_object(status, user)
+
+    def _member_object(self, status: str, user: dict[str, Any]) -> dict[str, Any]:
+        """A ChatMember of this status with every field the spec requires for its type."""
         member: dict[str, Any] = {"status": status, "user": user}
         type_name = {
             "creator": "ChatMemberOwner",

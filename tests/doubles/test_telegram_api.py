@@ -705,6 +705,51 @@ async def test_block_chat_can_tell_the_bot_through_my_chat_member(
     assert updates[0].my_chat_member.chat.id == PRIVATE
 
 
+async def test_my_chat_member_updates_carry_bot_api_chat_members_and_change_the_chat(
+    api: BotAPIDouble, bot: Bot
+) -> None:
+    api.push_my_chat_member(GROUP, "left", "member", user_id=77, chat_type="group")
+    api.push_my_chat_member(GROUP, "member", "administrator", user_id=77)
+    api.push_my_chat_member(GROUP, "administrator", "kicked", user_id=77)
+    api.push_my_chat_member(PRIVATE, "member", "kicked")
+
+    updates = await bot.get_updates(timeout=0)
+
+    changes = [u.my_chat_member for u in updates]
+    assert all(c is not None and c.new_chat_member.user.id == api.bot_id for c in changes)
+    assert [(type(c.old_chat_member), type(c.new_chat_member)) for c in changes if c] == [
+        (ChatMemberLeft, ChatMemberMember),
+        (ChatMemberMember, ChatMemberAdministrator),
+        (ChatMemberAdministrator, ChatMemberBanned),
+        (ChatMemberMember, ChatMemberBanned),
+    ]
+    assert [(c.chat.id, c.chat.type, c.from_user.id) for c in changes if c] == [
+        (GROUP, "group", 77),
+        (GROUP, "group", 77),
+        (GROUP, "group", 77),
+        (PRIVATE, "private", PRIVATE),
+    ]
+    with pytest.raises(Forbidden, match="bot was kicked from the group chat"):
+        await bot.send_message(GROUP, "hi")
+    with pytest.raises(Forbidden, match="bot was blocked by the user"):
+        await bot.send_message(PRIVATE, "hi")
+    api.push_my_chat_member(GROUP, "kicked", "member", user_id=77)
+    api.push_my_chat_member(PRIVATE, "kicked", "member")
+    await bot.send_message(GROUP, "back in the group")
+    await bot.send_message(PRIVATE, "unblocked")
+    with pytest.raises(ValueError, match="only blocked or unblocked"):
+        api.push_my_chat_member(PRIVATE, "left", "member")
+
+
+async def test_a_reopened_topic_takes_messages_again(api: BotAPIDouble, bot: Bot) -> None:
+    api.push_message(SUPERGROUP, "hi", chat_type="supergroup", is_forum=True, thread_id=4)
+    api.close_topic(SUPERGROUP, 4)
+    with pytest.raises(BadRequest, match="Topic_closed"):
+        await bot.send_message(SUPERGROUP, "hi", message_thread_id=4)
+    api.reopen_topic(SUPERGROUP, 4)
+    assert (await bot.send_message(SUPERGROUP, "hi", message_thread_id=4)).message_thread_id == 4
+
+
 async def test_a_bot_removed_from_a_group_cannot_send(api: BotAPIDouble, bot: Bot) -> None:
     api.push_message(GROUP, "hi", chat_type="group")
     api.set_chat_member_status(GROUP, api.bot_id, "kicked")

@@ -113,3 +113,39 @@ def test_timezone_names_that_are_not_places_are_refused() -> None:
         with pytest.raises(ChatInputError):
             resolve_timezone(name)
     assert resolve_timezone("utc") == "UTC"
+
+
+async def test_one_migration_rule_whoever_learns_of_it_first(
+    any_sessions: SessionFactory, settings: Settings
+) -> None:
+    from datetime import time
+
+    from bot.delivery.outbox import enqueue
+    from bot.subscriptions import follow_migration, get_chat, set_time
+
+    old = await register_chat(any_sessions, -500, "group", "G", "en", settings)
+    await set_time(any_sessions, old, "06:45")
+    await subscribe(any_sessions, old, 0, "customs", 50)
+    await subscribe(any_sessions, old, 0, "typhoon", 50)
+    # the supergroup's first command came before the migration: a row of its own
+    fresh = await register_chat(any_sessions, -100500, "supergroup", "G", "en", settings)
+    await subscribe(any_sessions, fresh, 0, "customs", 50)
+    await subscribe(any_sessions, fresh, 0, "lighthouse keeper", 50)
+    async with any_sessions() as s:
+        await enqueue(s, fresh.id or 0, "queued in the supergroup", kind=MessageKind.notice)
+        await s.commit()
+
+    await follow_migration(any_sessions, -500, -100500)  # migrate_to_chat_id, in the old group
+    await follow_migration(any_sessions, -500, -100500)  # migrate_from_chat_id: changes nothing
+
+    assert await get_chat(any_sessions, -500) is None
+    merged = await get_chat(any_sessions, -100500)
+    assert merged is not None and merged.id == old.id
+    assert (merged.type, merged.digest_time, merged.active) == ("supergroup", time(6, 45), True)
+    followed = sorted(
+        item.subscription.query_text for item in await list_followed(any_sessions, merged)
+    )
+    assert followed == ["customs", "lighthouse keeper", "typhoon"]
+    async with any_sessions() as s:
+        queued = (await s.exec(select(OutboxMessage))).all()
+    assert [(m.chat_id, m.text) for m in queued] == [(old.id, "queued in the supergroup")]
