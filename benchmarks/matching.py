@@ -27,7 +27,6 @@ import random
 import re
 import time
 from itertools import pairwise
-from pathlib import Path
 
 import feedparser
 

@@ -50,7 +50,6 @@ import asyncio
 import itertools
 import json
 import math
-import os
 import re
 import time
 from collections import deque
