@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import SQLModel
 
 from bot.config import Settings
-from bot.db import create_engine, session_factory
+from bot.db import SessionFactory, create_engine, session_factory
 from bot.telegram.app import serve
 from tests.doubles.telegram_api import BotAPIDouble
 
@@ -39,66 +42,73 @@ def commands_for(chat_number: int) -> list[str]:
     ]
 
 
-async def run(chats: int) -> list[tuple[str, int, float, float, float, float]]:
-    rows = []
+@contextlib.asynccontextmanager
+async def running_bot(api: BotAPIDouble, **settings: Any) -> AsyncIterator[SessionFactory]:
+    """The whole bot (`serve`) on a fresh SQLite database, talking to `api`, until the end."""
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
         engine = create_engine(url)
         async with engine.begin() as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
         sessions = session_factory(engine)
-        async with BotAPIDouble() as api:
-            settings = Settings(
-                _env_file=None,
-                bot_token=api.token,
-                telegram_api_url=api.base_url,
-                database_url=url,
-                feeds=[],
+        config = Settings(
+            _env_file=None,
+            bot_token=api.token,
+            telegram_api_url=api.base_url,
+            database_url=url,
+            feeds=[],
+            **settings,
+        )
+        stop = asyncio.Event()
+        started = asyncio.Event()
+        task = asyncio.create_task(
+            serve(
+                config,
+                sessions,
+                stop,
+                poll_timeout=1,
+                poll_tick=3600,
+                digest_tick=3600,
+                started=started,
             )
-            stop = asyncio.Event()
-            started = asyncio.Event()
-            task = asyncio.create_task(
-                serve(
-                    settings,
-                    sessions,
-                    stop,
-                    poll_timeout=1,
-                    poll_tick=3600,
-                    digest_tick=3600,
-                    started=started,
-                )
-            )
-            await asyncio.wait_for(started.wait(), 30)
-
-            # one at a time
-            latencies: list[float] = []
-            begin = time.perf_counter()
-            for number in range(chats):
-                chat_id = 10_000 + number
-                for command in commands_for(number):
-                    before = len(api.messages_to(chat_id))
-                    sent = time.perf_counter()
-                    api.push_message(chat_id, command)
-                    await api.wait_for_message(chat_id, count=before + 1, timeout=30)
-                    latencies.append(time.perf_counter() - sent)
-            elapsed = time.perf_counter() - begin
-            rows.append(("one at a time", len(latencies), elapsed, *_percentiles(latencies)))
-
-            # burst
-            total_before = len(api.sent)
-            pushed = 0
-            begin = time.perf_counter()
-            for number in range(chats):
-                for command in commands_for(number):
-                    api.push_message(20_000 + number, command)
-                    pushed += 1
-            await api.wait_for(lambda: len(api.sent) - total_before >= pushed, timeout=600)
-            elapsed = time.perf_counter() - begin
-            rows.append(("burst", pushed, elapsed, elapsed / pushed, float("nan"), float("nan")))
-
+        )
+        await asyncio.wait_for(started.wait(), 30)
+        try:
+            yield sessions
+        finally:
             stop.set()
             await task
-        await engine.dispose()
+            await engine.dispose()
+
+
+async def run(chats: int) -> list[tuple[str, int, float, float, float, float]]:
+    rows = []
+    async with BotAPIDouble() as api, running_bot(api):
+        # one at a time
+        latencies: list[float] = []
+        begin = time.perf_counter()
+        for number in range(chats):
+            chat_id = 10_000 + number
+            for command in commands_for(number):
+                before = len(api.messages_to(chat_id))
+                sent = time.perf_counter()
+                api.push_message(chat_id, command)
+                await api.wait_for_message(chat_id, count=before + 1, timeout=30)
+                latencies.append(time.perf_counter() - sent)
+        elapsed = time.perf_counter() - begin
+        rows.append(("one at a time", len(latencies), elapsed, *_percentiles(latencies)))
+
+        # burst
+        total_before = len(api.sent)
+        pushed = 0
+        begin = time.perf_counter()
+        for number in range(chats):
+            for command in commands_for(number):
+                api.push_message(20_000 + number, command)
+                pushed += 1
+        await api.wait_for(lambda: len(api.sent) - total_before >= pushed, timeout=600)
+        elapsed = time.perf_counter() - begin
+        rows.append(("burst", pushed, elapsed, elapsed / pushed, float("nan"), float("nan")))
     return rows
 
 

@@ -64,6 +64,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from bot.db import SessionFactory
+from bot.delivery.budget import SendBudget
 from bot.delivery.outbox import (
     CHAT,
     OUTBOX,
@@ -343,15 +344,16 @@ class Sender:
         *,
         on_progress: ProgressCallback | None = None,
         limits: DeliveryLimits | None = None,
+        budget: SendBudget | None = None,
     ) -> None:
         self._sessions = sessions
         self._bot = bot
         self.limits = limits or DeliveryLimits.from_settings(settings)
+        # the process's global pacing and flood pauses, shared with the replies to commands
+        self.budget = budget or SendBudget.for_limits(self.limits)
         self._on_progress = on_progress
         self.stats = DeliveryStats()
         self._wake = asyncio.Event()
-        self._next_slot = 0.0  # loop time of the next global send slot
-        self._paused_until = 0.0  # loop time until which a flood 429 pauses everything
         self._touched_broadcasts: set[int] = set()
         self._done_checked_at: dict[int, float] = {}
         self._lanes: list[Bot] = [bot]
@@ -496,8 +498,6 @@ class Sender:
                 await asyncio.sleep(1.0)
 
     async def _dispatch_loop(self, p: _Pipeline, semaphore: asyncio.Semaphore) -> None:
-        loop = asyncio.get_running_loop()
-        interval = 1.0 / self.limits.send_rate
         half_lease = timedelta(seconds=self.limits.lease / 2)
         while True:
             if not p.backlog:
@@ -506,16 +506,7 @@ class Sender:
                 continue
             await semaphore.acquire()
             try:
-                now = loop.time()
-                # a late wake-up may catch up one interval, never more (no bursts)
-                self._next_slot = max(self._next_slot, now - interval)
-                start = max(self._next_slot, self._paused_until)
-                if start > now:
-                    await asyncio.sleep(start - now)
-                    if self._paused_until > start:  # a 429 arrived while we waited
-                        semaphore.release()
-                        continue
-                self._next_slot = max(start, self._next_slot) + interval
+                await self.budget.take()
                 job = p.backlog.popleft()
             except BaseException:
                 semaphore.release()
@@ -537,6 +528,8 @@ class Sender:
         outcome: _Outcome
         try:
             lane = self._lanes[msg.id % len(self._lanes)]
+            # after any reply to this chat that asked first; a fresh slot if it had to wait
+            await self.budget.take_for_chat(msg.telegram_chat_id, have_slot=True)
             sent = await lane.send_message(
                 chat_id=msg.telegram_chat_id,
                 text=msg.text,
@@ -550,9 +543,10 @@ class Sender:
             outcome = _Sent(msg, sent.message_id, at)
         except RetryAfter as exc:
             wait = _retry_after_seconds(exc)
-            if not msg.is_group:
-                loop_time = asyncio.get_running_loop().time()
-                self._paused_until = max(self._paused_until, loop_time + wait)
+            if msg.is_group:
+                self.budget.hold_chat(msg.telegram_chat_id, wait)
+            else:
+                self.budget.pause(wait)
             outcome = _Retry(msg, utcnow() + timedelta(seconds=wait), _one_line(str(exc)), False)
         except ChatMigrated as exc:
             outcome = _Migrated(msg, exc.new_chat_id)

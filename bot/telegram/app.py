@@ -31,10 +31,14 @@ from telegram.ext import (
 
 from bot.config import ConfigError, Settings
 from bot.db import DatabaseUnreachable, SessionFactory, migrate, open_database
+from bot.delivery.budget import SendBudget
+from bot.delivery.sender import DeliveryLimits
 from bot.http import http_server
 from bot.i18n import t_plain
 from bot.telegram import admin, handlers
 from bot.telegram.handlers import BotDeps
+from bot.telegram.rate_limit import BudgetRateLimiter
+from bot.telegram.updates import ChatOrderedUpdateProcessor
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +94,15 @@ COMMAND_HANDLERS: tuple[tuple[tuple[str, ...], Callback], ...] = (
 )
 
 
-def build_application(settings: Settings, sessions: SessionFactory) -> Application:  # type: ignore[type-arg]
-    """The Application with every handler, pointed at TELEGRAM_API_URL; not started."""
+def build_application(
+    settings: Settings, sessions: SessionFactory, budget: SendBudget | None = None
+) -> Application:  # type: ignore[type-arg]
+    """The Application with every handler, pointed at TELEGRAM_API_URL; not started.
+
+    Chats are handled side by side, each in order; every call it makes draws on `budget`
+    (shared with the sender) and is retried after a 429.
+    """
+    budget = budget or SendBudget.for_limits(DeliveryLimits.from_settings(settings))
     app = (
         Application.builder()
         .token(settings.token)
@@ -102,6 +113,8 @@ def build_application(settings: Settings, sessions: SessionFactory) -> Applicati
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         )
+        .concurrent_updates(ChatOrderedUpdateProcessor())
+        .rate_limiter(BudgetRateLimiter(budget))
         .build()
     )
     app.bot_data["deps"] = BotDeps(settings=settings, sessions=sessions)
@@ -172,11 +185,18 @@ async def serve(
     digest_tick: float = DIGEST_TICK_SECONDS,
     progress_interval: float = 3.0,
     started: asyncio.Event | None = None,
+    limits: DeliveryLimits | None = None,
 ) -> None:
-    """Runs the bot (updates, poller tick, digest tick, sender) until `stop` is set."""
+    """Runs the bot (updates, poller tick, digest tick, sender) until `stop` is set.
+
+    `limits` are Telegram's unless given (tests shrink them); replies and the sender share
+    one budget made from them.
+    """
     from bot.delivery.sender import Sender
 
-    app = build_application(settings, sessions)
+    limits = limits or DeliveryLimits.from_settings(settings)
+    budget = SendBudget.for_limits(limits)
+    app = build_application(settings, sessions, budget)
     d: BotDeps = app.bot_data["deps"]
     d.progress_interval = progress_interval
     sender_stop = asyncio.Event()
@@ -185,7 +205,7 @@ async def serve(
         await register_commands(app)
         await app.start()
         try:
-            d.sender = Sender(sessions, app.bot, settings)
+            d.sender = Sender(sessions, app.bot, settings, limits=limits, budget=budget)
             sender_task = asyncio.create_task(d.sender.run(sender_stop), name="sender")
             job_queue = app.job_queue
             assert job_queue is not None, "python-telegram-bot[job-queue] is required"

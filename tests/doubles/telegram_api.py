@@ -11,6 +11,8 @@ It answers like Telegram does, so tests of the bot prove something:
 - text is 1-4096 UTF-16 code units after entity parsing and trimming of surrounding whitespace;
 - flood limits (flood_limits=True): ~30/s in total, ~1/s per chat with a small burst, 20 per
   rolling minute per group; 429 with `parameters.retry_after`;
+- a slow Telegram: `latency` seconds before every answer, `send_latency` more for sends and
+  edits (getUpdates stays quick, as when Telegram is slow to deliver messages);
 - getUpdates long polling honours `timeout`, `offset`, `limit` and `allowed_updates` (types not
   asked for are dropped, as Telegram does), and a second concurrent poller ends the first with
   409 Conflict;
@@ -862,6 +864,7 @@ class BotAPIDouble:
         chat_burst: int = 3,
         group_per_minute: int = 20,
         latency: float = 0.0,
+        send_latency: float = 0.0,
         strict_html: bool = True,
         require_start: bool = False,
         clock: Callable[[], float] = time.monotonic,
@@ -871,6 +874,7 @@ class BotAPIDouble:
         self.bot_id = int(token.split(":", 1)[0])
         self.flood_limits = flood_limits
         self.latency = latency
+        self.send_latency = send_latency  # on top of latency, for sends and edits only
         self.strict_html = strict_html
         self.require_start = require_start
         self._clock = clock
@@ -1429,8 +1433,9 @@ class BotAPIDouble:
             self.spec_violations.append(f"unknown method {tail[len(prefix) :]!r}")
             self.calls.append(Call(tail[len(prefix) :], dict(request.query), at, 404))
             return _answer_error(ApiError(404, "Not Found"))
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        delay = self.latency + (self.send_latency if method in _RATE_LIMITED else 0.0)
+        if delay:
+            await asyncio.sleep(delay)
         try:
             raw = await _read_params(request)
         except ValueError as exc:

@@ -338,6 +338,47 @@ async def test_the_global_limit_spans_all_chats() -> None:
         assert len(api.sent) == 5
 
 
+async def test_telegram_defaults_one_a_second_per_chat_and_thirty_a_second_in_all() -> None:
+    now = [1000.0]
+    async with (
+        BotAPIDouble(flood_limits=True, chat_burst=1, clock=lambda: now[0]) as api,
+        httpx.AsyncClient() as client,
+    ):
+        url = f"{api.base_url}{api.token}/sendMessage"
+        first = await client.post(url, data={"chat_id": PRIVATE, "text": "a"})
+        refused = await client.post(url, data={"chat_id": PRIVATE, "text": "b"})
+        now[0] += 1.0
+        a_second_later = await client.post(url, data={"chat_id": PRIVATE, "text": "c"})
+        now[0] += 1.0
+        others = [
+            await client.post(url, data={"chat_id": PRIVATE + i, "text": "x"}) for i in range(1, 41)
+        ]
+
+    assert (first.status_code, a_second_later.status_code) == (200, 200)
+    # a 429 is an HTTP status with the wait in parameters, as PTB reads it
+    assert refused.status_code == 429
+    assert refused.json() == {
+        "ok": False,
+        "error_code": 429,
+        "description": "Too Many Requests: retry after 1",
+        "parameters": {"retry_after": 1},
+    }
+    assert [r.status_code for r in others].count(200) == 30  # one second of the global limit
+
+
+async def test_send_latency_slows_sends_but_not_the_other_methods() -> None:
+    async with BotAPIDouble(send_latency=0.3) as api, api.ptb_bot() as bot:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await bot.get_me()
+        quick = loop.time() - started
+        started = loop.time()
+        await asyncio.gather(*(bot.send_message(PRIVATE + i, "x") for i in range(3)))
+        slow = loop.time() - started
+
+    assert quick < 0.3 <= slow < 1.0  # sends wait side by side
+
+
 async def test_paid_broadcasts_pass_the_global_limit() -> None:
     async with (
         BotAPIDouble(flood_limits=True, global_per_second=2) as api,

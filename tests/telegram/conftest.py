@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from bot.config import Settings
 from bot.db import SessionFactory
+from bot.delivery.sender import DeliveryLimits
 from bot.models import Chat, Match, Release, Subscription, Topic, utcnow
 from bot.telegram.app import serve
 from tests.doubles.telegram_api import BotAPIDouble, CallbackAnswer, SentMessage
@@ -146,21 +147,17 @@ class Bot:
 
 
 async def start_bot(
-    settings: Settings, sessions: SessionFactory, stop: asyncio.Event
+    settings: Settings, sessions: SessionFactory, stop: asyncio.Event, **serve_kwargs: Any
 ) -> asyncio.Task[None]:
     started = asyncio.Event()
-    task = asyncio.create_task(
-        serve(
-            settings,
-            sessions,
-            stop,
-            poll_timeout=1,
-            poll_tick=3600,
-            digest_tick=0.2,
-            progress_interval=0.05,
-            started=started,
-        )
-    )
+    options: dict[str, Any] = {
+        "poll_timeout": 1,
+        "poll_tick": 3600,
+        "digest_tick": 0.2,
+        "progress_interval": 0.05,
+        **serve_kwargs,
+    }
+    task = asyncio.create_task(serve(settings, sessions, stop, started=started, **options))
     waiter = asyncio.create_task(started.wait())
     done, _ = await asyncio.wait({task, waiter}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
@@ -174,7 +171,9 @@ async def start_bot(
 async def bot(api: BotAPIDouble, sessions: SessionFactory, sqlite_url: str) -> AsyncIterator[Bot]:
     settings = make_settings(api, sqlite_url)
     stop = asyncio.Event()
-    task = await start_bot(settings, sessions, stop)
+    # the double has no flood limits here: a chat's replies need not wait Telegram's second
+    limits = DeliveryLimits.from_settings(settings, private_interval=0.01, group_per_minute=6000)
+    task = await start_bot(settings, sessions, stop, limits=limits)
     yield Bot(api, sessions, settings)
     stop.set()
     await asyncio.wait_for(task, 15)
