@@ -312,6 +312,11 @@ def _timezones_by_folded_name() -> dict[str, str]:
     return {name.casefold(): name for name in available_timezones() - not_places}
 
 
+def timezone_names() -> list[str]:
+    """Every IANA zone name /timezone accepts, sorted (the Mini App's searchable list)."""
+    return sorted(_timezones_by_folded_name().values())
+
+
 def resolve_timezone(text: str) -> str:
     """An IANA name, found case-insensitively (`asia/hong_kong`); ChatInputError if unknown."""
     wanted = "_".join(text.strip().split())
