@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     # one HTTP server in each `run` process (GET /healthz); port 0 turns it off
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    # public https address of the HTTP server; when set, /settings opens the Mini App at /app
+    public_url: str = ""
 
     # Not in the contract's table, but tunable by operators.
     max_subscriptions: int = Field(50, ge=1)
@@ -126,6 +128,20 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+", value.strip()):
             raise ValueError(f"{value!r} is not an http(s) URL like https://api.telegram.org/bot")
         return value.strip()
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        url = value.strip().rstrip("/")
+        if url and not re.match(r"^https://[^/\s?#]+(/[^\s?#]*)?$", url, re.IGNORECASE):
+            # Telegram opens Mini Apps only over https
+            raise ValueError(f"{url!r} is not an https URL like https://bot.example.org")
+        return url
+
+    @property
+    def mini_app_url(self) -> str | None:
+        """PUBLIC_URL/app, or None when PUBLIC_URL is not set."""
+        return f"{self.public_url}/app" if self.public_url else None
 
     @field_validator("database_url")
     @classmethod

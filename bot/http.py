@@ -1,4 +1,4 @@
-"""The HTTP server of a `run` process: `GET /healthz` and, as the runtime grows, more.
+"""The HTTP server of a `run` process: `GET /healthz` and the Mini App (`/app`, bot.webapp).
 
 One server per process (HTTP_HOST, HTTP_PORT; port 0 turns it off). One-shot commands
 (`poll`, `stats`, ...) open none.
@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from bot.config import ConfigError
+from bot.config import ConfigError, Settings
 from bot.db import SessionFactory
 from bot.stats import collect_health
 
@@ -47,23 +47,35 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
-def build_http_app(sessions: SessionFactory, role: str) -> web.Application:
+def build_http_app(
+    sessions: SessionFactory, role: str, settings: Settings | None = None
+) -> web.Application:
+    """/healthz; with settings that hold a bot token, the Mini App under /app too."""
     app = web.Application()
     app[SESSIONS_KEY] = sessions
     app[ROLE_KEY] = role
     app.router.add_get("/healthz", healthz)
+    if settings is not None and settings.bot_token is not None:
+        from bot.webapp.api import add_mini_app
+
+        add_mini_app(app, sessions, settings, settings.token)
     return app
 
 
 @asynccontextmanager
 async def http_server(
-    sessions: SessionFactory, host: str, port: int, role: str = "all"
+    sessions: SessionFactory,
+    host: str,
+    port: int,
+    role: str = "all",
+    *,
+    settings: Settings | None = None,
 ) -> AsyncIterator[int | None]:
     """Serves until the block ends; yields the bound port (None when HTTP_PORT is 0)."""
     if port == 0:
         yield None
         return
-    runner = web.AppRunner(build_http_app(sessions, role), access_log=None)
+    runner = web.AppRunner(build_http_app(sessions, role, settings), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

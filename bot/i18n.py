@@ -53,10 +53,11 @@ EN: Final[dict[str, str]] = {
         "/digest: the digest now, e.g. /digest\n"
         "/time HH:MM: digest time, e.g. /time 08:00\n"
         "/timezone AREA/CITY: e.g. /timezone Asia/Hong_Kong\n"
-        "/frequency daily|weekly|instant: e.g. /frequency weekly\n"
+        "/frequency daily|weekly [DAY]|instant: e.g. /frequency weekly monday\n"
         "/pause and /resume: stop and restart deliveries\n"
         "/search QUERY: newest releases, e.g. /search typhoon\n"
         "/lang en|zh: e.g. /lang zh\n"
+        "/settings: topics and schedule on one screen\n"
         "/stop: forget this chat and everything about it\n\n"
         "<b>Queries</b>: words are ANDed (customs seizure); "
         '"a phrase"; customs OR excise; -exclude; prefix*.'
@@ -206,6 +207,47 @@ EN: Final[dict[str, str]] = {
     "cmd_search": "Newest releases: /search typhoon",
     "cmd_lang": "Language: /lang en or /lang zh",
     "cmd_stop": "Forget this chat",
+    "cmd_settings": "Settings on one screen",
+    # /settings and the Mini App (plain text: the page sets it as text, never as HTML)
+    "settings_open": "Topics, digest time, timezone and language on one screen: tap the button.",
+    "settings_button": "⚙️ Open settings",
+    "settings_menu_button": "Settings",
+    "settings_in_groups": (
+        "A group's settings are changed with commands by its administrators: /list, "
+        "/subscribe customs, /unsubscribe 1, /time 08:00, /timezone Asia/Hong_Kong, "
+        "/frequency daily, /pause, /lang zh"
+    ),
+    "settings_commands": (
+        "Change settings with commands: /list shows them; /subscribe customs, /unsubscribe 1, "
+        "/time 08:00, /timezone Asia/Hong_Kong, /frequency weekly monday, /pause, /lang zh"
+    ),
+    "weekday_invalid": "{value} is not a weekday; use monday … sunday, e.g. /frequency weekly monday",
+    "app_title": "Digest settings",
+    "app_loading": "Loading…",
+    "app_topics": "Topics you follow",
+    "app_topics_none": "No topics yet: add one below.",
+    "app_add_placeholder": "Add a topic, e.g. customs",
+    "app_add": "Add",
+    "app_remove": "Stop following {label}",
+    "app_preview_means": "Matches: {label}",
+    "app_preview_recent": "Recent releases it would have matched:",
+    "app_preview_none": "Nothing stored matches yet; new releases will come in your digest.",
+    "app_schedule": "Schedule",
+    "app_time": "Digest time",
+    "app_timezone": "Timezone",
+    "app_timezone_search": "Search, e.g. Hong Kong",
+    "app_timezone_device": "Suggested from this device: tap Save to use it.",
+    "app_save": "Save",
+    "app_frequency": "Frequency",
+    "app_daily": "Daily",
+    "app_weekly": "Weekly",
+    "app_instant": "Instant",
+    "app_weekday": "Day",
+    "app_language": "Language",
+    "app_pause": "Pause deliveries",
+    "app_saved": "Saved.",
+    "app_error_auth": "This page works only when opened from the bot in Telegram ({reason}).",
+    "app_error_network": "Could not reach the bot; check the connection and try again.",
 }
 
 ZH: Final[dict[str, str]] = {
@@ -227,10 +269,11 @@ ZH: Final[dict[str, str]] = {
         "/digest：立即發送摘要，例如 /digest\n"
         "/time HH:MM：摘要時間，例如 /time 08:00\n"
         "/timezone 地區/城市：例如 /timezone Asia/Hong_Kong\n"
-        "/frequency daily|weekly|instant：例如 /frequency weekly\n"
+        "/frequency daily|weekly [星期]|instant：例如 /frequency weekly monday\n"
         "/pause 及 /resume：暫停及恢復發送\n"
         "/search 查詢：最新的公報，例如 /search 颱風\n"
         "/lang en|zh：例如 /lang en\n"
+        "/settings：在同一畫面管理主題及發送時間\n"
         "/stop：刪除此聊天室的所有資料\n\n"
         "<b>查詢</b>：多個詞須同時出現（customs seizure）；"
         '"片語"；customs OR excise；-排除；字首*。'
@@ -356,6 +399,45 @@ ZH: Final[dict[str, str]] = {
     "cmd_search": "最新公報：/search 颱風",
     "cmd_lang": "語言：/lang en 或 /lang zh",
     "cmd_stop": "刪除此聊天室的資料",
+    "cmd_settings": "在同一畫面管理設定",
+    "settings_open": "在同一畫面管理主題、摘要時間、時區及語言：請點按鈕。",
+    "settings_button": "⚙️ 開啟設定",
+    "settings_menu_button": "設定",
+    "settings_in_groups": (
+        "群組的設定由管理員以指令更改：/list、/subscribe 海關、/unsubscribe 1、/time 08:00、"
+        "/timezone Asia/Hong_Kong、/frequency daily、/pause、/lang en"
+    ),
+    "settings_commands": (
+        "請以指令更改設定：/list 顯示目前設定；/subscribe 海關、/unsubscribe 1、/time 08:00、"
+        "/timezone Asia/Hong_Kong、/frequency weekly monday、/pause、/lang en"
+    ),
+    "weekday_invalid": "{value} 不是星期幾；請用 monday 至 sunday，例如 /frequency weekly monday",
+    "app_title": "摘要設定",
+    "app_loading": "載入中…",
+    "app_topics": "你關注的主題",
+    "app_topics_none": "尚未關注任何主題：請在下面新增。",
+    "app_add_placeholder": "新增主題，例如 海關",
+    "app_add": "新增",
+    "app_remove": "取消關注 {label}",
+    "app_preview_means": "配對：{label}",
+    "app_preview_recent": "近期會配對到的公報：",
+    "app_preview_none": "暫時沒有已儲存的公報相符；有新公報時會放進你的摘要。",
+    "app_schedule": "發送時間",
+    "app_time": "摘要時間",
+    "app_timezone": "時區",
+    "app_timezone_search": "搜尋，例如 Hong Kong",
+    "app_timezone_device": "根據此裝置建議：按「儲存」使用。",
+    "app_save": "儲存",
+    "app_frequency": "頻率",
+    "app_daily": "每天",
+    "app_weekly": "每星期",
+    "app_instant": "即時",
+    "app_weekday": "星期",
+    "app_language": "語言",
+    "app_pause": "暫停發送",
+    "app_saved": "已儲存。",
+    "app_error_auth": "此頁面只能從 Telegram 內的機械人開啟（{reason}）。",
+    "app_error_network": "無法連接機械人；請檢查網絡後再試。",
 }
 
 CATALOGUES: Final[dict[Language, dict[str, str]]] = {"en": EN, "zh": ZH}
@@ -383,3 +465,8 @@ def t(lang: str, key: str, **params: object) -> str:
 def t_plain(lang: str, key: str, **params: object) -> str:
     """The text `key` in `lang` for places Telegram shows as plain text (buttons, alerts)."""
     return _template(lang, key).format(**params)
+
+
+def templates(lang: str, keys: list[str]) -> dict[str, str]:
+    """The raw templates of `keys` in `lang` (for a page that fills the placeholders itself)."""
+    return {key: _template(lang, key) for key in keys}

@@ -39,6 +39,16 @@ from bot.models import (
 
 log = logging.getLogger(__name__)
 SUBSCRIPTION: Table = metadata.tables["subscription"]
+
+_WEEKDAY_NAMES = tuple(
+    frozenset({en, en[:3], f"星期{zh}", f"週{zh}", f"周{zh}"})
+    for en, zh in zip(
+        ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
+        "一二三四五六日",
+        strict=True,
+    )
+)
+
 # characters no one types on purpose: controls, bidi overrides and marks, unassigned, private
 _REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
@@ -421,6 +431,30 @@ async def subscribe(
     )
 
 
+@dataclass(frozen=True)
+class SubscriptionPreview:
+    """What following `text` would mean, before anyone follows it (the Mini App shows it)."""
+
+    label: str
+    aliases: tuple[str, ...]
+    recent: list[Release]  # newest stored releases it matches
+
+
+async def preview_subscription(
+    sessions: SessionFactory, text: str, *, max_length: int = 200, limit: int = 3
+) -> SubscriptionPreview:
+    """The same checks as `subscribe` (ChatInputError, QueryError), then recent matches."""
+    from bot.matching.query import parse_query
+    from bot.matching.service import search_releases
+
+    cleaned = clean_user_text(text, max_length)
+    if not cleaned:
+        raise ChatInputError("subscribe_usage")
+    parsed = parse_query(cleaned, max_length=max_length)
+    recent = await search_releases(sessions, cleaned, limit=limit)
+    return SubscriptionPreview(parsed.label, parsed.aliases, recent)
+
+
 async def unsubscribe(
     sessions: SessionFactory, chat: Chat, thread_id: int, text_or_number: str
 ) -> Followed | None:
@@ -477,6 +511,11 @@ def _timezones_by_folded_name() -> dict[str, str]:
     return {name.casefold(): name for name in available_timezones() - not_places}
 
 
+def timezone_names() -> list[str]:
+    """Every IANA zone name /timezone accepts, sorted (the Mini App's searchable list)."""
+    return sorted(_timezones_by_folded_name().values())
+
+
 def resolve_timezone(text: str) -> str:
     """An IANA name, found case-insensitively (`asia/hong_kong`); ChatInputError if unknown."""
     wanted = "_".join(text.strip().split())
@@ -520,12 +559,33 @@ async def set_timezone(sessions: SessionFactory, chat: Chat, text: str) -> Chat:
     return await _update_chat(sessions, chat, timezone=resolve_timezone(text))
 
 
-async def set_frequency(sessions: SessionFactory, chat: Chat, text: str) -> Chat:
-    value = text.strip().casefold()
-    if value not in {f.value for f in Frequency}:
+def parse_weekday(text: str) -> int:
+    """`monday`, `mon`, `星期一`, `週一` or `0`..`6` -> 0 (Monday)..6; ChatInputError otherwise."""
+    wanted = text.strip().casefold()
+    for number, names in enumerate(_WEEKDAY_NAMES):
+        if wanted in names or wanted == str(number):
+            return number
+    raise ChatInputError("weekday_invalid", value=text.strip())
+
+
+async def set_frequency(
+    sessions: SessionFactory, chat: Chat, text: str, weekday: int | None = None
+) -> Chat:
+    """`daily`, `weekly [DAY]` or `instant`; `weekday` (0 = Monday) picks the weekly day too."""
+    words = text.split()
+    value = words[0].casefold() if words else ""
+    if value not in {f.value for f in Frequency} or len(words) > 2:
         raise ChatInputError("frequency_invalid", value=text.strip())
+    if len(words) == 2:
+        if value != Frequency.weekly:
+            raise ChatInputError("frequency_invalid", value=text.strip())
+        weekday = parse_weekday(words[1])
+    if weekday is not None and weekday not in range(7):
+        raise ChatInputError("weekday_invalid", value=str(weekday))
     changes: dict[str, object] = {"frequency": value}
-    if value == Frequency.weekly and chat.frequency != Frequency.weekly:
+    if value == Frequency.weekly and weekday is not None:
+        changes["digest_weekday"] = weekday
+    elif value == Frequency.weekly and chat.frequency != Frequency.weekly:
         # the first weekly digest falls on the weekday the person chose weekly
         changes["digest_weekday"] = datetime.now(chat_zone(chat)).weekday()
     return await _update_chat(sessions, chat, **changes)

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import BotCommand, LinkPreviewOptions, MenuButtonWebApp, Update, WebAppInfo
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
@@ -66,6 +66,7 @@ SUBSCRIBER_COMMANDS = (
     ("resume", "cmd_resume"),
     ("search", "cmd_search"),
     ("lang", "cmd_lang"),
+    ("settings", "cmd_settings"),
     ("stop", "cmd_stop"),
 )
 
@@ -85,6 +86,7 @@ COMMAND_HANDLERS: tuple[tuple[tuple[str, ...], Callback], ...] = (
     (("resume",), handlers.resume_command),
     (("search",), handlers.search),
     (("lang",), handlers.lang_command),
+    (("settings",), handlers.settings_command),
     (("stop",), handlers.stop_command),
     (("broadcast",), admin.broadcast_command),
     (("stats",), admin.stats_command),
@@ -147,6 +149,15 @@ async def register_commands(app: Application) -> None:  # type: ignore[type-arg]
             await app.bot.set_my_commands(commands, language_code=language_code)
         except TelegramError as exc:
             log.warning("setMyCommands (%s) failed: %s", language_code or "default", exc)
+    d = app.bot_data["deps"]
+    assert isinstance(d, BotDeps)
+    url = d.settings.mini_app_url
+    if url is not None:  # private chats' menu button opens the Mini App
+        text = f"{t_plain('en', 'settings_menu_button')} · {t_plain('zh', 'settings_menu_button')}"
+        try:
+            await app.bot.set_chat_menu_button(menu_button=MenuButtonWebApp(text, WebAppInfo(url)))
+        except TelegramError as exc:
+            log.warning("setChatMenuButton failed: %s", exc)
 
 
 async def _poll_feeds_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -284,7 +295,7 @@ async def run_until_signal(settings: Settings) -> int:
     async with open_database(settings.database_url) as (engine, sessions):
         await migrate(engine)
         await sync_configured_feeds(sessions, settings.feeds)
-        async with http_server(sessions, settings.http_host, settings.http_port):
+        async with http_server(sessions, settings.http_host, settings.http_port, settings=settings):
             await serve(settings, sessions, stop)
     log.info("stopped cleanly")
     return 0

@@ -20,9 +20,11 @@ from telegram import (
 from telegram import (
     ChatMember,
     ChatMemberRestricted,
+    InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
     Update,
+    WebAppInfo,
 )
 from telegram.constants import ChatType
 from telegram.error import TelegramError
@@ -536,6 +538,20 @@ async def resume_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await send(update, context, t(chat.language, "not_paused"))
         return
     await send(update, context, "\n".join([t(chat.language, "resumed"), *schedule_lines(chat)]))
+
+
+async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/settings: a button that opens the Mini App (private chats, PUBLIC_URL set)."""
+    chat = await current_chat(update, context)
+    lang = chat.language
+    url = deps(context).settings.mini_app_url
+    if chat.type != ChatType.PRIVATE:  # the Mini App speaks for one user, not for a group
+        await send(update, context, t(lang, "settings_in_groups"))
+    elif url is None:
+        await send(update, context, t(lang, "settings_commands"))
+    else:
+        button = InlineKeyboardButton(t_plain(lang, "settings_button"), web_app=WebAppInfo(url))
+        await send(update, context, t(lang, "settings_open"), InlineKeyboardMarkup([[button]]))
 
 
 async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

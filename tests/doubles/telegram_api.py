@@ -904,6 +904,8 @@ class BotAPIDouble:
         self.flood_429_count = 0
         self.retry_after_violations: list[str] = []
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        # setChatMenuButton: chat id (None = the default button) -> MenuButton
+        self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self.webhook_url = ""
 
         self._chats: dict[int, dict[str, Any]] = {}
@@ -944,6 +946,8 @@ class BotAPIDouble:
             "getWebhookInfo": self._get_webhook_info,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
+            "setChatMenuButton": self._set_chat_menu_button,
+            "getChatMenuButton": self._get_chat_menu_button,
             "deleteMyCommands": self._delete_my_commands,
             "sendMessage": self._send_message,
             "editMessageText": self._edit_message_text,
@@ -1744,11 +1748,41 @@ class BotAPIDouble:
     async def _get_my_commands(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         return self.commands.get(self._commands_key(params), [])
 
+    async def _set_chat_menu_button(self, params: dict[str, Any]) -> bool:
+        chat_id = params.get("chat_id")
+        if chat_id is not None and int(chat_id) <= 0:
+            raise bad_request("chat not found")  # menu buttons exist in private chats only
+        button = params.get("menu_button") or {"type": "default"}
+        kind = button.get("type") if isinstance(button, dict) else None
+        if kind not in {"commands", "web_app", "default"}:
+            raise bad_request("can't parse menu button JSON object")
+        if kind == "web_app":
+            if not str(button.get("text") or "").strip():
+                raise bad_request("menu button text must be non-empty")
+            self._check_web_app(button.get("web_app"))
+        self.menu_buttons[None if chat_id is None else int(chat_id)] = button
+        return True
+
+    async def _get_chat_menu_button(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = params.get("chat_id")
+        key = None if chat_id is None else int(chat_id)
+        return self.menu_buttons.get(key) or self.menu_buttons.get(None) or {"type": "default"}
+
     async def _delete_my_commands(self, params: dict[str, Any]) -> bool:
         self.commands.pop(self._commands_key(params), None)
         return True
 
-    def _check_reply_markup(self, markup: Any) -> dict[str, Any] | None:
+    @staticmethod
+    def _check_web_app(web_app: Any) -> None:
+        url = web_app.get("url") if isinstance(web_app, dict) else None
+        if not isinstance(url, str) or not url.lower().startswith("https://"):
+            # Telegram opens Mini Apps only over https
+            raise bad_request(
+                f"inline keyboard button Web App URL '{url}' is invalid: "
+                "Only HTTPS links are allowed"
+            )
+
+    def _check_reply_markup(self, markup: Any, chat_id: int | None = None) -> dict[str, Any] | None:
         if markup is None:
             return None
         if not isinstance(markup, dict):
@@ -1779,6 +1813,10 @@ class BotAPIDouble:
                             raise bad_request("BUTTON_DATA_INVALID")
                     if "url" in button and not _LINK.match(str(button["url"])):
                         raise bad_request("BUTTON_URL_INVALID")
+                    if "web_app" in button:
+                        if chat_id is not None and chat_id < 0:  # private chats only
+                            raise bad_request("BUTTON_TYPE_INVALID")
+                        self._check_web_app(button["web_app"])
         elif not any(k in markup for k in ("keyboard", "remove_keyboard", "force_reply")):
             raise bad_request("can't parse reply keyboard markup JSON object")
         return markup
@@ -1813,7 +1851,7 @@ class BotAPIDouble:
     async def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = self._resolve_chat(params["chat_id"])
         plain, entities = self._text_and_entities(params)
-        markup = self._check_reply_markup(params.get("reply_markup"))
+        markup = self._check_reply_markup(params.get("reply_markup"), chat_id)
         preview_disabled, preview = self._link_preview(params)
         reply = params.get("reply_parameters")
         if reply_to := params.get("reply_to_message_id"):
