@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, or_, true
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -183,6 +183,7 @@ async def _matches_by_topic(
             )
             # a match made in the window, or a release corrected in it (see _build_digest)
             matched_in = and_(
+                true(),
                 *(() if seen_after is None else (col(Match.matched_at) > seen_after,)),
                 *(() if seen_until is None else (col(Match.matched_at) <= seen_until,)),
             )
