@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 HKSAR_FEEDS = (
@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # one HTTP server in each `run` process (GET /healthz); port 0 turns it off
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    # webhooks instead of long polling: Telegram POSTs updates to WEBHOOK_URL (its path is
+    # served by the HTTP server above, behind the operator's https proxy)
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
     # public https address of the HTTP server; when set, /settings opens the Mini App at /app
     public_url: str = ""
 
@@ -121,6 +125,32 @@ class Settings(BaseSettings):
         if value.strip().lower() not in {"text", "json"}:
             raise ValueError(f"{value!r} is not text or json")
         return value.strip().lower()
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not a URL like https://bot.example.org/telegram")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value().strip()):
+            # never repeated: it is a secret
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return SecretStr(value.get_secret_value().strip())
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> Settings:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError(
+                "WEBHOOK_SECRET is required with WEBHOOK_URL (any 32+ random letters and digits)"
+            )
+        return self
 
     @field_validator("telegram_api_url")
     @classmethod

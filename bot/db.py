@@ -11,9 +11,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, event, false, text, update
+from sqlalchemy import Connection, Table, event, false, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.dml import Insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.models import Chat  # importing bot.models registers every table
@@ -84,6 +86,15 @@ async def lock_for_claim(session: AsyncSession) -> None:
     """
     if session.get_bind().dialect.name == "sqlite":
         await session.exec(update(Chat).where(false()).values(paused=Chat.paused))
+
+
+def insert_ignoring_conflicts(dialect: str, table: Table, conflict_columns: list[str]) -> Insert:
+    """INSERT ... ON CONFLICT (columns) DO NOTHING, for SQLite and PostgreSQL alike."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    raise RuntimeError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

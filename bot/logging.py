@@ -1,4 +1,5 @@
-"""Logging that never shows the bot token, wherever it appears (URLs, tracebacks, reprs)."""
+"""Logging that never shows the bot token or the webhook secret, wherever they appear (URLs,
+tracebacks, reprs)."""
 
 from __future__ import annotations
 
@@ -57,8 +58,10 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: str, settings: Settings | None = None) -> None:
     secrets: list[str] = []
-    if settings is not None and settings.bot_token is not None:
-        secrets.append(settings.bot_token.get_secret_value())
+    if settings is not None:
+        for secret in (settings.bot_token, settings.webhook_secret):
+            if secret is not None:
+                secrets.append(secret.get_secret_value())
     handler = logging.StreamHandler(sys.stderr)
     if settings is not None and settings.log_format == "json":
         handler.setFormatter(JsonFormatter())

@@ -259,3 +259,13 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
     telegram_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class ReceivedUpdate(SQLModel, table=True):
+    """Webhook updates already handled: Telegram retries a delivery whose answer it missed, and
+    several `updates` processes behind a load balancer may each get one copy."""
+
+    __tablename__ = "received_update"
+
+    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    received_at: datetime = Field(default_factory=utcnow, index=True)

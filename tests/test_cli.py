@@ -208,3 +208,29 @@ def test_an_unknown_log_format_names_the_variable(workdir, monkeypatch, capsys) 
     monkeypatch.setenv("LOG_FORMAT", "xml")
     assert main(["stats"]) == 2
     assert "LOG_FORMAT" in capsys.readouterr().err
+
+
+def test_webhook_url_without_a_secret_names_webhook_secret(workdir, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.org/telegram")
+    assert main(["stats"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "WEBHOOK_SECRET" in err
+
+
+def test_a_webhook_secret_telegram_would_refuse_is_named_not_shown(workdir, monkeypatch, capsys):
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.org/telegram")
+    monkeypatch.setenv("WEBHOOK_SECRET", "has spaces and ünïcode")
+    assert main(["stats"]) == 2
+    err = capsys.readouterr().err
+    assert "WEBHOOK_SECRET" in err and "ünïcode" not in err
+
+
+def test_the_webhook_secret_never_reaches_the_log(workdir, monkeypatch, capsys) -> None:
+    secret = "webhookSecret_0123456789_abcdefXYZ"
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.org/telegram")
+    monkeypatch.setenv("WEBHOOK_SECRET", secret)
+    setup_logging("INFO", load_settings())
+    logging.getLogger("bot.test").warning("header was %s", secret)
+    err = capsys.readouterr().err
+    logging.getLogger().handlers.clear()
+    assert "header was" in err and secret not in err

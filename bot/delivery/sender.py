@@ -63,6 +63,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from bot import metrics
 from bot.db import SessionFactory
 from bot.delivery.budget import SendBudget
 from bot.delivery.outbox import (
@@ -224,6 +225,21 @@ class _Released:
 
 
 _Outcome = _Sent | _Unconfirmed | _Retry | _Failed | _ChatGone | _Migrated | _TopicGone | _Released
+
+
+def observe(outcome: _Outcome, seconds: float) -> None:
+    """The metrics of one send (GET /metrics)."""
+    metrics.SEND_SECONDS.observe(seconds)
+    if isinstance(outcome, _Sent):
+        metrics.MESSAGES_SENT.inc()
+    elif isinstance(outcome, _Unconfirmed):
+        metrics.MESSAGES_FAILED.labels("maybe_delivered").inc()
+    elif isinstance(outcome, _Failed):
+        metrics.MESSAGES_FAILED.labels("failed").inc()
+    elif isinstance(outcome, _ChatGone):
+        metrics.MESSAGES_FAILED.labels("chat_gone").inc()
+    elif isinstance(outcome, _Retry) and not outcome.count_attempt:
+        metrics.RETRY_AFTER.inc()
 
 
 @dataclass
@@ -526,6 +542,7 @@ class Sender:
     async def _send(self, p: _Pipeline, job: _Job, semaphore: asyncio.Semaphore) -> None:
         msg = job.msg
         outcome: _Outcome
+        started = asyncio.get_running_loop().time()
         try:
             lane = self._lanes[msg.id % len(self._lanes)]
             # after any reply to this chat that asked first; a fresh slot if it had to wait
@@ -575,6 +592,7 @@ class Sender:
             outcome = self._transient(msg, f"{type(exc).__name__}: {exc}")
         finally:
             semaphore.release()
+        observe(outcome, asyncio.get_running_loop().time() - started)
         self._add_result(p, outcome)
 
     def _transient(self, msg: ClaimedMessage, reason: str) -> _Outcome:

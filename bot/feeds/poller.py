@@ -26,14 +26,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import pipeline
+from bot import metrics, pipeline
 from bot.config import Settings
-from bot.db import SessionFactory, lock_for_claim
+from bot.db import SessionFactory, insert_ignoring_conflicts, lock_for_claim
 from bot.feeds.errors import FeedError
 from bot.feeds.fetch import MAX_HINT_SECONDS, FetchResult, Validators, fetch_feed, make_client
 from bot.feeds.normalise import one_line
 from bot.feeds.parse import ParsedFeed, parse_feed
-from bot.feeds.store import IN_CHUNK, StoreOutcome, insert_ignoring_conflicts, store_items
+from bot.feeds.store import IN_CHUNK, StoreOutcome, store_items
 from bot.models import Feed, FeedEntry, Match, Release, utcnow
 
 log = logging.getLogger(__name__)
@@ -346,6 +346,7 @@ async def _fetch_parse_store(
         len(outcome.new_ids),
         len(outcome.updated_ids),
     )
+    metrics.RELEASES_INGESTED.inc(len(outcome.new_ids))
     return PollReport(feed_id, url, status, len(outcome.new_ids), len(outcome.updated_ids), None)
 
 
@@ -447,4 +448,5 @@ async def _record_failure(
                 url = feed.url
     except Exception:  # the database itself failing: the report still says what happened
         log.exception("feed %s: could not record the failure", url)
+    metrics.FEED_ERRORS.labels(metrics.feed_error_reason(reason)).inc()
     return PollReport(feed_id, url, "error", 0, 0, reason)

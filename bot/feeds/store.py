@@ -16,15 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Table, bindparam, delete, func, insert, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import lock_for_claim
+from bot.db import insert_ignoring_conflicts, lock_for_claim
 from bot.feeds.identity import (
     ReleaseKey,
     canonical_link,
@@ -57,14 +56,6 @@ class StoreOutcome:
 def _chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
-
-
-def insert_ignoring_conflicts(dialect: str, table: Table, conflict_columns: list[str]) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
-    raise RuntimeError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
 
 
 def _unique_by_guid(items: Iterable[NormalisedItem]) -> list[NormalisedItem]:

@@ -33,8 +33,9 @@ from bot.config import ConfigError, Settings
 from bot.db import DatabaseUnreachable, SessionFactory, migrate, open_database
 from bot.delivery.budget import SendBudget
 from bot.delivery.sender import DeliveryLimits
-from bot.http import http_server
+from bot.http import WebhookInbox, http_server
 from bot.i18n import t_plain
+from bot.received_updates import first_delivery
 from bot.telegram import admin, handlers
 from bot.telegram.handlers import BotDeps
 from bot.telegram.rate_limit import BudgetRateLimiter
@@ -197,8 +198,11 @@ async def serve(
     progress_interval: float = 3.0,
     started: asyncio.Event | None = None,
     limits: DeliveryLimits | None = None,
+    webhook: WebhookInbox | None = None,
 ) -> None:
     """Runs the bot (updates, poller tick, digest tick, sender) until `stop` is set.
+
+    Updates come by long polling, or through `webhook` (the HTTP server's webhook path).
 
     `limits` are Telegram's unless given (tests shrink them); replies and the sender share
     one budget made from them.
@@ -234,23 +238,50 @@ async def serve(
                 name="digests",
                 job_kwargs=JOB_KWARGS,
             )
-            updater = app.updater
-            assert updater is not None
-            await updater.start_polling(
-                timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
-            )
+            await start_receiving(app, sessions, webhook, poll_timeout)
             log.info("bot @%s is running", app.bot.username)
             if started is not None:
                 started.set()
             await stop.wait()
             log.info("stopping")
         finally:
+            if webhook is not None:
+                webhook.handler = None  # Telegram is told 503 and delivers again later
             sender_stop.set()  # the sender finishes what it holds while the updater stops
             for task in list(d.background):
                 task.cancel()
             await asyncio.gather(_stop_updater(app), _stop_sender(sender_task))
             if app.running:
                 await app.stop()
+
+
+async def start_receiving(
+    app: Application,  # type: ignore[type-arg]
+    sessions: SessionFactory,
+    webhook: WebhookInbox | None,
+    poll_timeout: int = 30,
+) -> None:
+    """Long polling, or the webhook: setWebhook, then each update handed to the Application
+    once, however often Telegram (or a load balancer) delivers it."""
+    if webhook is None:
+        updater = app.updater
+        assert updater is not None
+        await updater.start_polling(
+            timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
+        )
+        return
+
+    async def hand_over(data: dict[str, Any]) -> None:
+        if await first_delivery(sessions, int(data["update_id"])):
+            await app.update_queue.put(Update.de_json(data, app.bot))
+        else:
+            log.info("webhook: update %s was delivered again; handled once", data["update_id"])
+
+    webhook.handler = hand_over
+    await app.bot.set_webhook(
+        webhook.url, secret_token=webhook.secret, allowed_updates=ALLOWED_UPDATES
+    )
+    log.info("receiving updates by webhook at %s", webhook.path)
 
 
 async def _stop_updater(app: Application) -> None:  # type: ignore[type-arg]
@@ -295,8 +326,11 @@ async def run_until_signal(settings: Settings) -> int:
     async with open_database(settings.database_url) as (engine, sessions):
         await migrate(engine)
         await sync_configured_feeds(sessions, settings.feeds)
-        async with http_server(sessions, settings.http_host, settings.http_port, settings=settings):
-            await serve(settings, sessions, stop)
+        webhook = WebhookInbox.from_settings(settings)
+        async with http_server(
+            sessions, settings.http_host, settings.http_port, settings=settings, webhook=webhook
+        ):
+            await serve(settings, sessions, stop, webhook=webhook)
     log.info("stopped cleanly")
     return 0
 
@@ -337,5 +371,5 @@ def run_bot(settings: Settings) -> int:
 def _redacted(text: str, settings: Settings) -> str:
     from bot.logging import RedactTokenFilter
 
-    secret = settings.bot_token.get_secret_value() if settings.bot_token else ""
-    return RedactTokenFilter([secret]).redact(text)
+    secrets = [s.get_secret_value() for s in (settings.bot_token, settings.webhook_secret) if s]
+    return RedactTokenFilter(secrets).redact(text)

@@ -17,6 +17,7 @@ from typing import Any
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from bot import metrics
 from bot.delivery.budget import SendBudget
 from bot.delivery.sender import _retry_after_seconds
 
@@ -83,6 +84,7 @@ class BudgetRateLimiter(BaseRateLimiter[None]):
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
+                metrics.RETRY_AFTER.inc()
                 wait = _retry_after_seconds(exc)
                 attempt += 1
                 if attempt > self.max_retries or wait > self.max_retry_wait:

@@ -16,6 +16,10 @@ It answers like Telegram does, so tests of the bot prove something:
 - getUpdates long polling honours `timeout`, `offset`, `limit` and `allowed_updates` (types not
   asked for are dropped, as Telegram does), and a second concurrent poller ends the first with
   409 Conflict;
+- webhooks: after setWebhook (an https URL, as Telegram requires, unless the test allows
+  http on loopback; a secret of 1-256 characters A-Z a-z 0-9 _ -) every update is POSTed to
+  the URL with `X-Telegram-Bot-Api-Secret-Token`, in order; an answer that is not 2xx (or
+  none) is retried, so an update can arrive twice; getUpdates then answers 409;
 - every method and parameter is checked against the Bot API spec
   (tests/data/bot-api/telegram-bot-api.json).
 
@@ -48,6 +52,7 @@ which also drives flood control, so tests can step time instead of sleeping).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
@@ -867,6 +872,8 @@ class BotAPIDouble:
         send_latency: float = 0.0,
         strict_html: bool = True,
         require_start: bool = False,
+        allow_http_webhooks: bool = False,
+        webhook_retry_delay: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token = token
@@ -877,6 +884,13 @@ class BotAPIDouble:
         self.send_latency = send_latency  # on top of latency, for sends and edits only
         self.strict_html = strict_html
         self.require_start = require_start
+        self.allow_http_webhooks = allow_http_webhooks  # Telegram itself wants https
+        self.webhook_retry_delay = webhook_retry_delay
+        self.webhook_secret = ""
+        # every POST to the webhook: (update_id, HTTP status, or 0 when no answer came)
+        self.webhook_deliveries: list[tuple[int, int]] = []
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._webhook_wake = asyncio.Event()
         self._clock = clock
         self._flood = _FloodControl(
             clock, global_per_second, chat_per_second, chat_burst, group_per_minute
@@ -1019,6 +1033,10 @@ class BotAPIDouble:
     async def stop(self) -> None:
         self._stopping = True
         self._wake_pollers()
+        if self._webhook_task is not None:
+            self._webhook_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._webhook_task
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -1206,6 +1224,7 @@ class BotAPIDouble:
         self._next_update_id = max(self._next_update_id, update["update_id"]) + 1
         self._updates.append(update)
         self._wake_pollers()
+        self._wake_webhook()
         return update
 
     def _wake_pollers(self) -> None:
@@ -1707,15 +1726,73 @@ class BotAPIDouble:
 
     async def _delete_webhook(self, params: dict[str, Any]) -> bool:
         self.webhook_url = ""
+        self.webhook_secret = ""
         if params.get("drop_pending_updates"):
             self._updates.clear()
         return True
 
     async def _set_webhook(self, params: dict[str, Any]) -> bool:
-        self.webhook_url = str(params["url"])
+        url = str(params["url"])
+        loopback = re.match(r"^http://(127\.0\.0\.1|localhost)(:\d+)?/", url) is not None
+        if url and not url.startswith("https://") and not (self.allow_http_webhooks and loopback):
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = str(params.get("secret_token") or "")
+        if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise bad_request("secret token contains unallowed characters")
+        self.webhook_url, self.webhook_secret = url, secret
+        if "allowed_updates" in params:
+            allowed = params["allowed_updates"]
+            self._allowed_updates = set(allowed) if allowed else None
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        self._wake_webhook()
         return True
+
+    def _wake_webhook(self) -> None:
+        if not self.webhook_url:
+            return
+        if self._webhook_task is None or self._webhook_task.done():
+            self._webhook_task = asyncio.get_running_loop().create_task(self._deliver_webhooks())
+        self._webhook_wake.set()
+
+    async def _deliver_webhooks(self) -> None:
+        """Like Telegram: the oldest update first, again and again until a 2xx answer."""
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            while self.webhook_url and not self._stopping:
+                if not self._updates:
+                    self._webhook_wake.clear()
+                    await self._webhook_wake.wait()
+                    continue
+                self._updates = deque(self._deliverable(len(self._updates)))  # as asked for
+                if not self._updates:
+                    continue
+                update = self._updates[0]
+                headers = {"Content-Type": "application/json"}
+                if self.webhook_secret:
+                    headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook_secret
+                try:
+                    async with http.post(
+                        self.webhook_url,
+                        data=json.dumps(update),
+                        headers=headers,
+                        timeout=aiohttp.ClientTimeout(total=10),
+                    ) as response:
+                        status = response.status
+                except (aiohttp.ClientError, TimeoutError):
+                    status = 0
+                self.webhook_deliveries.append((int(update["update_id"]), status))
+                if 200 <= status < 300:
+                    if self._updates and self._updates[0] is update:
+                        self._updates.remove(update)
+                else:
+                    await asyncio.sleep(self.webhook_retry_delay)
+
+    def deliver_again(self, update: dict[str, Any]) -> None:
+        """Queues an update that was already delivered: Telegram does when an answer is lost."""
+        self._updates.append(update)
+        self._wake_webhook()
 
     async def _get_webhook_info(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
