@@ -10,6 +10,7 @@ not fit are counted in their topic's "…and N more: /search TOPIC".
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from bot.delivery.html import escape, visible_length
-from bot.i18n import t
+from bot.i18n import t, t_plain
 
 MAX_MESSAGE_UNITS = 4096
 MAX_ITEMS_PER_TOPIC = 10
@@ -245,6 +246,13 @@ def _compose(header: str, sections: list[DigestSection], language: str) -> list[
 
 def _count_line(total: int, language: str) -> str:
     return t(language, "digest_count", count=total)
+
+
+def manage_markup(language: str) -> str:
+    """The Manage button every digest and alert ends with, as Bot API JSON; bot.telegram answers
+    its callback data (keyboards.MANAGE) with the Mini App or the chat's topics."""
+    button = {"text": t_plain(language, "digest_manage_button"), "callback_data": "v1:manage"}
+    return json.dumps({"inline_keyboard": [[button]]}, ensure_ascii=False)
 
 
 def compose_digest(

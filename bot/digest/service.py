@@ -33,6 +33,7 @@ from bot.digest.compose import (
     DigestSection,
     compose_digest,
     compose_instant,
+    manage_markup,
 )
 from bot.digest.schedule import as_utc, chat_zone, period_start, reschedule
 from bot.models import (
@@ -331,8 +332,16 @@ async def _enqueue_pending(
     for p in candidates:
         assert p.chat.id is not None
         for index, text in enumerate(p.parts, start=1):
+            last = index == len(p.parts)  # the Manage button ends the digest
             rows_to_queue.append(
-                OutboxRow(p.chat.id, text, kind, p.thread_id, dedup_key=f"{p.key}:{index}")
+                OutboxRow(
+                    p.chat.id,
+                    text,
+                    kind,
+                    p.thread_id,
+                    dedup_key=f"{p.key}:{index}",
+                    reply_markup=manage_markup(p.chat.language) if last else None,
+                )
             )
     if not rows_to_queue:
         return []

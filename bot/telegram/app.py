@@ -113,6 +113,7 @@ BUTTONS: tuple[tuple[re.Pattern[str], Callback], ...] = (
     (keyboards.BROADCAST, admin.broadcast_button),
     (keyboards.STOP, chat.stop_button),
     (keyboards.TIMEZONE, schedule.timezone_button),
+    (keyboards.MANAGE, schedule.manage_button),
 )
 
 

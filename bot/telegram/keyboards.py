@@ -26,6 +26,7 @@ SUBSCRIBE = re.compile(rf"{VERSION}:sub:([a-z0-9_-]{{1,40}})\Z")
 UNSUBSCRIBE = re.compile(rf"{VERSION}:unsub:{_ID}\Z")
 BROADCAST = re.compile(rf"{VERSION}:bc:(ok|no):{_ID}\Z")
 STOP = re.compile(rf"{VERSION}:stop:(ok|no)\Z")
+MANAGE = re.compile(rf"{VERSION}:manage\Z")  # bot.digest.compose.manage_markup sends it
 TIMEZONE = re.compile(rf"{VERSION}:tz:([A-Za-z0-9_+\-/]{{1,56}})\Z")
 
 

@@ -58,7 +58,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
@@ -1730,7 +1730,7 @@ class BotAPIDouble:
         return json.dumps(scope, sort_keys=True), str(params.get("language_code") or "")
 
     # BotCommandScope*: the type and the fields each one requires
-    _COMMAND_SCOPES: dict[str, tuple[str, ...]] = {
+    _COMMAND_SCOPES: ClassVar[dict[str, tuple[str, ...]]] = {
         "default": (),
         "all_private_chats": (),
         "all_group_chats": (),
@@ -1750,7 +1750,7 @@ class BotAPIDouble:
             raise bad_request("can't parse BotCommandScope JSON object")
         for name in self._COMMAND_SCOPES[scope["type"]]:
             if name not in scope:
-                raise bad_request(f"field \"{name}\" must be of type Integer")
+                raise bad_request(f'field "{name}" must be of type Integer')
         if "chat_id" in scope:
             chat_id = self._resolve_chat(scope["chat_id"], for_sending=False)
             if self.require_start and chat_id not in self._chats:

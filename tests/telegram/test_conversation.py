@@ -3,12 +3,15 @@ admin menu, strict buttons and numbers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from sqlmodel import select
 
+from bot.db import SessionFactory
 from bot.models import Subscription, Topic
-from tests.telegram.conftest import ADMIN_ID, FORUM_ID, USER_ID, Bot
+from tests.doubles.telegram_api import BotAPIDouble
+from tests.telegram.conftest import ADMIN_ID, FORUM_ID, USER_ID, Bot, make_settings, start_bot
 
 STALE = "This button is out of date; send /list to see what is current."
 ZH = {"language_code": "zh-hant"}
@@ -213,3 +216,46 @@ async def test_odd_numbers_in_commands_get_a_polite_line(bot: Bot) -> None:
     feed = await bot.say(ADMIN_ID, "/removefeed 99999999999999999999999")
     assert feed.text.startswith("There is no feed 99999999999999999999999")
     assert (await bot.say(ADMIN_ID, "/removefeed ²")).text.startswith("There is no feed ²")
+
+
+# --- Manage under every digest ------------------------------------------------------------
+
+
+async def test_every_digest_ends_with_a_manage_button_that_shows_the_topics(bot: Bot) -> None:
+    await bot.say(USER_ID, "/subscribe customs")
+    async with bot.sessions() as s:
+        topic = (await s.exec(select(Topic))).one()
+    await bot.add_release("Customs seizes smuggled cigarettes", topic_query=topic.query)
+    digest = await bot.say(USER_ID, "/digest")
+    assert digest.reply_markup == {
+        "inline_keyboard": [[{"text": "⚙️ Manage topics", "callback_data": "v1:manage"}]]
+    }
+    before = len(bot.api.messages_to(USER_ID))
+    await bot.press(USER_ID, USER_ID, "v1:manage", digest.message_id)
+    shown = (await bot.api.wait_for_message(USER_ID, count=before + 1))[before]
+    assert shown.text.startswith("Topics followed here (1)\n1. Customs")
+
+
+async def test_the_manage_button_opens_the_mini_app_when_there_is_one(
+    api: BotAPIDouble, sessions: SessionFactory, sqlite_url: str
+) -> None:
+    settings = make_settings(api, sqlite_url, public_url="https://digest.example.org")
+    stop = asyncio.Event()
+    task = await start_bot(settings, sessions, stop)
+    try:
+        bot = Bot(api, sessions, settings)
+        await bot.say(USER_ID, "/subscribe customs", language_code="zh-hant")
+        async with sessions() as s:
+            topic = (await s.exec(select(Topic))).one()
+        await bot.add_release("Customs seizes smuggled cigarettes", topic_query=topic.query)
+        digest = await bot.say(USER_ID, "/digest")
+        [[button]] = digest.reply_markup["inline_keyboard"]  # type: ignore[index]
+        assert button == {"text": "⚙️ 管理主題", "callback_data": "v1:manage"}
+        before = len(api.messages_to(USER_ID))
+        await bot.press(USER_ID, USER_ID, "v1:manage", digest.message_id)
+        opened = (await api.wait_for_message(USER_ID, count=before + 1))[before]
+        [[web_app]] = opened.reply_markup["inline_keyboard"]  # type: ignore[index]
+        assert web_app["web_app"]["url"] == "https://digest.example.org/app"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)

@@ -170,3 +170,19 @@ async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     else:
         button = InlineKeyboardButton(t_plain(lang, "settings_button"), web_app=WebAppInfo(url))
         await send(update, context, t(lang, "settings_open"), InlineKeyboardMarkup([[button]]))
+
+
+async def manage_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The Manage button under every digest: the Mini App (private chats with PUBLIC_URL),
+    else what this chat (or forum topic) follows, with the commands that change it."""
+    from bot.telegram.commands.topics import list_command
+
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    tg_chat = update.effective_chat
+    private = tg_chat is not None and tg_chat.type == ChatType.PRIVATE
+    if private and deps(context).settings.mini_app_url is not None:
+        await settings_command(update, context)
+    else:
+        await list_command(update, context)
