@@ -16,7 +16,7 @@ HKSAR_FEEDS = (
     "https://www.info.gov.hk/gia/rss/general_zh.xml",
 )
 
-_TIME_RE = re.compile(r"^(\d{1,2})(?::?(\d{2}))?$")
+_TIME_RE = re.compile(r"([0-9]{1,2})(?:[:.h]?([0-9]{2}))?\s*(am|pm|a\.m\.|p\.m\.)?")
 
 
 _TOKEN_SHAPE = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
@@ -27,11 +27,15 @@ class ConfigError(Exception):
 
 
 def parse_hhmm(value: str) -> time:
-    """`08:00`, `8:30`, `0830` and `8` -> time; ValueError otherwise."""
-    m = _TIME_RE.match(value.strip())
+    """`08:00`, `8:30`, `7.30`, `0830`, `8`, `7pm`, `7:30 am` -> time; ValueError otherwise."""
+    m = _TIME_RE.fullmatch(value.strip().casefold())
     if not m:
         raise ValueError(f"{value!r} is not a time like 08:00")
     hour, minute = int(m.group(1)), int(m.group(2) or 0)
+    if m.group(3):  # 12-hour clock: 12am is midnight, 12pm noon
+        if not 1 <= hour <= 12:
+            raise ValueError(f"{value!r} is not a time like 08:00")
+        hour = hour % 12 + (12 if m.group(3).startswith("p") else 0)
     if hour > 23 or minute > 59:
         raise ValueError(f"{value!r} is not a time like 08:00")
     return time(hour, minute)

@@ -3,7 +3,8 @@
 Templates are Telegram HTML with `{name}` placeholders. `t()` escapes every parameter,
 so user text can never break the markup; a parameter that is already HTML is wrapped in
 `Html(...)` by the caller. `t_plain()` renders texts that Telegram shows as plain text
-(button labels, callback answers, command descriptions) without escaping.
+(button labels, callback answers, command descriptions) without escaping. A `count`
+parameter of 1 picks the template `KEY_one` where a language has one ("1 release").
 """
 
 # ruff: noqa: E501  (messages read better unbroken)
@@ -51,13 +52,14 @@ EN: Final[dict[str, str]] = {
         "/unsubscribe QUERY or N (/unsub): stop following, e.g. /unsubscribe 1\n"
         "/list: the topics followed here, with the schedule\n"
         "/digest: the digest now, e.g. /digest\n"
-        "/time HH:MM: digest time, e.g. /time 08:00\n"
-        "/timezone AREA/CITY: e.g. /timezone Asia/Hong_Kong\n"
+        "/time HH:MM: digest time, e.g. /time 08:00 or /time 7pm\n"
+        "/timezone AREA/CITY or a city: e.g. /timezone Asia/Hong_Kong or /timezone London\n"
         "/frequency daily|weekly [DAY]|instant: e.g. /frequency weekly monday\n"
         "/pause and /resume: stop and restart deliveries\n"
         "/search QUERY: newest releases, e.g. /search typhoon\n"
         "/lang en|zh: e.g. /lang zh\n"
         "/settings: topics and schedule on one screen\n"
+        "/whoami: your and this chat's Telegram ids\n"
         "/stop: forget this chat and everything about it\n\n"
         "<b>Queries</b>: words are ANDed (customs seizure); "
         '"a phrase"; customs OR excise; -exclude; prefix*.'
@@ -84,9 +86,10 @@ EN: Final[dict[str, str]] = {
     ),
     "query_invalid": "{reason}",
     "too_many_subscriptions": (
-        "This chat already follows {limit} topics, the most it can; remove one first, "
+        "This chat already follows {count} topics, the most it can; remove one first, "
         "e.g. /unsubscribe 1"
     ),
+    "too_many_subscriptions_one": "This chat already follows a topic, the most it can; remove it first, e.g. /unsubscribe 1",
     # /unsubscribe
     "unsubscribe_choose": "Which topic should I stop following? Tap one:",
     "unsubscribed": "Stopped following <b>{label}</b>.",
@@ -97,7 +100,7 @@ EN: Final[dict[str, str]] = {
     "list_item": "{number}. {label}",
     "schedule_daily": "Digest every day at {time} ({timezone}).",
     "schedule_weekly": "Digest every {weekday} at {time} ({timezone}).",
-    "schedule_instant": "Each match is sent as it arrives ({timezone}).",
+    "schedule_instant": "Each match is sent as it arrives.",
     "schedule_paused": "Deliveries are paused; /resume restarts them.",
     "next_digest": "Next digest: {when}.",
     "weekday_0": "Monday",
@@ -108,21 +111,16 @@ EN: Final[dict[str, str]] = {
     "weekday_5": "Saturday",
     "weekday_6": "Sunday",
     # /digest
-    "digest_queued": "Your digest is on its way: {count} releases since {since}.",
     "digest_empty": "Nothing new since {since}.",
     "digest_empty_first": "Nothing new yet; follow a topic first, e.g. /subscribe customs",
     # settings
     "time_usage": "Send a time, e.g. /time 08:00",
-    "time_invalid": "{value} is not a time; use 24-hour HH:MM, e.g. /time 08:00",
-    "time_set": "Digest time set to {time} ({timezone}).",
+    "time_invalid": "{value} is not a time; use HH:MM, e.g. /time 08:00 or /time 7pm",
     "timezone_usage": "Send a timezone as AREA/CITY, e.g. /timezone Asia/Hong_Kong",
-    "timezone_invalid": "{value} is not a timezone I know; use AREA/CITY, e.g. /timezone Asia/Hong_Kong",
-    "timezone_set": "Timezone set to {timezone}.",
+    "timezone_invalid": "{value} is not a timezone I know; send a city or AREA/CITY, e.g. /timezone London or /timezone Asia/Hong_Kong",
+    "timezone_choose": "{value} could be one of these timezones; tap yours:",
     "frequency_usage": "Choose daily, weekly or instant, e.g. /frequency daily",
     "frequency_invalid": "{value} is not a rhythm I know; choose daily, weekly or instant, e.g. /frequency daily",
-    "frequency_daily": "You will get one digest a day.",
-    "frequency_weekly": "You will get one digest a week.",
-    "frequency_instant": "You will get each match as it arrives.",
     "paused": "Paused: nothing will be sent until /resume; your topics are kept.",
     "already_paused": "Deliveries are already paused; /resume restarts them.",
     "resumed": "Resumed: deliveries start again.",
@@ -135,9 +133,16 @@ EN: Final[dict[str, str]] = {
     "search_item": "{number}. {release} ({date})",
     "search_none": "No stored release matches {query}; try a broader word, e.g. /search customs",
     # /stop
+    "stop_confirm": "Forget this chat? Its topics, settings and queued messages will be deleted.",
+    "stop_cancelled": "Kept: nothing was deleted.",
+    "button_stop_confirm": "🗑 Forget this chat",
+    "button_stopped": "Forgotten",
     "stopped": (
         "Done: I forgot this chat, its topics, settings and queued messages. /start begins again."
     ),
+    # /whoami
+    "whoami": "Your Telegram id: <code>{user}</code>\nThis chat's id: <code>{chat}</code>",
+    "whoami_anonymous": "You write anonymously here; this chat's id: <code>{chat}</code>",
     # a forum topic that was closed or deleted
     "topic_closed": "This topic is closed; digests for it now come here.",
     # errors and the unexpected
@@ -155,6 +160,7 @@ EN: Final[dict[str, str]] = {
     "button_admins_only": "Only the group's administrators can do that.",
     "button_confirm": "✅ Confirm",
     "button_cancel": "✖ Cancel",
+    "button_timezone_set": "Timezone: {timezone}",
     # admin
     "admins_only": "This command is for admins.",
     "stats_header": "<b>Statistics</b>",
@@ -169,7 +175,8 @@ EN: Final[dict[str, str]] = {
     "none": "none",
     "addfeed_usage": "Send the feed's address, e.g. /addfeed https://www.info.gov.hk/gia/rss/general_en.xml",
     "addfeed_rejected": "Not added: {error}. Example: /addfeed https://example.org/rss.xml",
-    "addfeed_ok": "Added {url}: {new} new releases found.",
+    "addfeed_ok": "Added {url}: {count} new releases found.",
+    "addfeed_ok_one": "Added {url}: 1 new release found.",
     "addfeed_not_modified": "Added {url}: nothing new right now.",
     "addfeed_failed": "Added {url}, but the first poll failed: {error}",
     "removefeed_usage": "Send the feed's number from /feeds, e.g. /removefeed 2",
@@ -179,7 +186,8 @@ EN: Final[dict[str, str]] = {
     "broadcast_bad_html": "Not queued: {error}",
     "broadcast_preview": "<b>Preview of broadcast #{id}</b>: Confirm sends it to every active chat.",
     "broadcast_cancelled": "Broadcast #{id} cancelled; nothing was sent.",
-    "broadcast_queued": "Broadcast #{id} queued to {total} chats.",
+    "broadcast_queued": "Broadcast #{id} queued to {count} chats.",
+    "broadcast_queued_one": "Broadcast #{id} queued to 1 chat.",
     "broadcast_progress": (
         "Broadcast #{id}: {delivered} delivered, {blocked} blocked, {failed} failed, "
         "{pending} pending (of {total})."
@@ -188,7 +196,8 @@ EN: Final[dict[str, str]] = {
         "Broadcast #{id} finished: {delivered} delivered, {blocked} blocked, {failed} failed "
         "(of {total})."
     ),
-    "button_broadcast_queued": "Queued to {total} chats",
+    "button_broadcast_queued": "Queued to {count} chats",
+    "button_broadcast_queued_one": "Queued to 1 chat",
     "button_broadcast_cancelled": "Cancelled",
     "button_broadcast_stale": "This broadcast was already confirmed or cancelled.",
     "button_admins_only_broadcast": "This button is for admins.",
@@ -208,6 +217,34 @@ EN: Final[dict[str, str]] = {
     "cmd_lang": "Language: /lang en or /lang zh",
     "cmd_stop": "Forget this chat",
     "cmd_settings": "Settings on one screen",
+    "cmd_whoami": "Your and this chat's Telegram ids",
+    "cmd_broadcast": "Admin: send a message to every chat",
+    "cmd_stats": "Admin: figures",
+    "cmd_feeds": "Admin: feeds and their health",
+    "cmd_addfeed": "Admin: add a feed",
+    "cmd_removefeed": "Admin: remove a feed",
+    # the digest and instant alerts (bot.digest.compose)
+    "digest_title": "📰 <b>Press digest · {date}</b>",
+    "alert_title": "🔔 <b>New press releases</b>",
+    "digest_count": "{count} new releases",
+    "digest_count_one": "1 new release",
+    "digest_more": "…and {count} more: /search {query}",
+    "digest_more_topics": "…and {count} more in {topics} more topics: /list",
+    "digest_more_topics_one": "…and 1 more in another topic: /list",
+    "digest_part": "({index}/{total})",
+    "digest_continued": "(continued)",
+    "digest_corrected": "✏️ <b>Corrected:</b> ",
+    "digest_manage_button": "⚙️ Manage topics",
+    "digest_manage_line": "<i>Manage what comes here: /list</i>",
+    # /stats (also `press-digest stats`): plain text in a <pre>
+    "stats_chats": "chats: {chats} ({active} active, {paused} paused)",
+    "stats_subscriptions": "subscriptions: {subscriptions} to {topics} distinct topics",
+    "stats_feeds": "feeds: {feeds} ({failing} failing)",
+    "stats_releases": "releases: {releases} ({recent} in the last 24 h)",
+    "stats_messages": "messages: {queued} queued, {sent} sent, {failed} failed, {dropped} dropped (blocked chats)",
+    "stats_feed_ok": "ok",
+    "stats_feed_failing": "failing x{failures}: {error}",
+    "stats_feed": "  #{id} {url}: {state}; last success {success}; {items} items; next poll {next}",
     # /settings and the Mini App (plain text: the page sets it as text, never as HTML)
     "settings_open": "Topics, digest time, timezone and language on one screen: tap the button.",
     "settings_button": "⚙️ Open settings",
@@ -267,13 +304,14 @@ ZH: Final[dict[str, str]] = {
         "/unsubscribe 查詢或編號（/unsub）：取消關注，例如 /unsubscribe 1\n"
         "/list：此處關注的主題及發送時間\n"
         "/digest：立即發送摘要，例如 /digest\n"
-        "/time HH:MM：摘要時間，例如 /time 08:00\n"
-        "/timezone 地區/城市：例如 /timezone Asia/Hong_Kong\n"
+        "/time HH:MM：摘要時間，例如 /time 08:00 或 /time 7pm\n"
+        "/timezone 地區/城市或城市名：例如 /timezone Asia/Hong_Kong 或 /timezone 香港\n"
         "/frequency daily|weekly [星期]|instant：例如 /frequency weekly monday\n"
         "/pause 及 /resume：暫停及恢復發送\n"
         "/search 查詢：最新的公報，例如 /search 颱風\n"
         "/lang en|zh：例如 /lang en\n"
         "/settings：在同一畫面管理主題及發送時間\n"
+        "/whoami：你及此聊天室的 Telegram 編號\n"
         "/stop：刪除此聊天室的所有資料\n\n"
         "<b>查詢</b>：多個詞須同時出現（customs seizure）；"
         '"片語"；customs OR excise；-排除；字首*。'
@@ -293,8 +331,12 @@ ZH: Final[dict[str, str]] = {
     "already_subscribed": "此處已經關注 <b>{label}</b>。",
     "query_too_long": "這個主題有 {length} 個字元；請少於 {limit} 個，例如 /subscribe 海關",
     "query_bad_characters": "請勿在主題中使用控制字元或方向字元，例如 /subscribe 海關",
-    "query_invalid": "無法理解這個主題：{reason}",
-    "too_many_subscriptions": "此聊天室已關注 {limit} 個主題，已達上限；請先取消一個，例如 /unsubscribe 1",
+    # the reason comes from the query parser in English: Chinese chats get the rules instead
+    "query_invalid": (
+        "無法理解這個主題。多個詞須同時出現；片語用引號；OR 表示其一；-排除；字首*。"
+        '例如 /subscribe 海關、/subscribe "national security" 或 /subscribe customs OR excise'
+    ),
+    "too_many_subscriptions": "此聊天室已關注 {count} 個主題，已達上限；請先取消一個，例如 /unsubscribe 1",
     "unsubscribe_choose": "要取消關注哪一個主題？請點選：",
     "unsubscribed": "已取消關注 <b>{label}</b>。",
     "unsubscribe_not_found": "此處沒有關注與 {query} 相符的主題；請看 /list，例如 /unsubscribe 1",
@@ -303,7 +345,7 @@ ZH: Final[dict[str, str]] = {
     "list_item": "{number}. {label}",
     "schedule_daily": "每天 {time}（{timezone}）發送摘要。",
     "schedule_weekly": "每{weekday} {time}（{timezone}）發送摘要。",
-    "schedule_instant": "每有配對的公報即時發送（{timezone}）。",
+    "schedule_instant": "每有配對的公報即時發送。",
     "schedule_paused": "發送已暫停；/resume 可恢復。",
     "next_digest": "下次摘要：{when}。",
     "weekday_0": "星期一",
@@ -313,20 +355,15 @@ ZH: Final[dict[str, str]] = {
     "weekday_4": "星期五",
     "weekday_5": "星期六",
     "weekday_6": "星期日",
-    "digest_queued": "摘要正在發送：自 {since} 起共 {count} 則公報。",
     "digest_empty": "自 {since} 起沒有新的公報。",
     "digest_empty_first": "暫時沒有新的公報；請先關注主題，例如 /subscribe 海關",
     "time_usage": "請提供時間，例如 /time 08:00",
-    "time_invalid": "{value} 不是有效的時間；請用 24 小時制 HH:MM，例如 /time 08:00",
-    "time_set": "摘要時間已設為 {time}（{timezone}）。",
+    "time_invalid": "{value} 不是有效的時間；請用 HH:MM，例如 /time 08:00 或 /time 7pm",
     "timezone_usage": "請以「地區/城市」提供時區，例如 /timezone Asia/Hong_Kong",
-    "timezone_invalid": "{value} 不是已知的時區；請用「地區/城市」，例如 /timezone Asia/Hong_Kong",
-    "timezone_set": "時區已設為 {timezone}。",
+    "timezone_invalid": "{value} 不是已知的時區；請提供城市或「地區/城市」，例如 /timezone 香港 或 /timezone Asia/Hong_Kong",
+    "timezone_choose": "{value} 可能是以下其中一個時區；請點選：",
     "frequency_usage": "請選擇 daily、weekly 或 instant，例如 /frequency daily",
     "frequency_invalid": "{value} 不是可用的頻率；請選擇 daily、weekly 或 instant，例如 /frequency daily",
-    "frequency_daily": "你會每天收到一則摘要。",
-    "frequency_weekly": "你會每星期收到一則摘要。",
-    "frequency_instant": "每有配對的公報，你會即時收到。",
     "paused": "已暫停：在 /resume 之前不會發送任何訊息；你的主題會保留。",
     "already_paused": "發送已經暫停；/resume 可恢復。",
     "resumed": "已恢復發送。",
@@ -337,7 +374,13 @@ ZH: Final[dict[str, str]] = {
     "search_header": "<b>{query} 的最新公報</b>",
     "search_item": "{number}. {release}（{date}）",
     "search_none": "沒有已儲存的公報與 {query} 相符；試試較廣泛的字詞，例如 /search 海關",
+    "stop_confirm": "要刪除此聊天室的資料嗎？其主題、設定及待發訊息都會刪除。",
+    "stop_cancelled": "已保留：沒有刪除任何資料。",
+    "button_stop_confirm": "🗑 刪除此聊天室的資料",
+    "button_stopped": "已刪除",
     "stopped": "完成：已刪除此聊天室的主題、設定及待發訊息。/start 可重新開始。",
+    "whoami": "你的 Telegram 編號：<code>{user}</code>\n此聊天室的編號：<code>{chat}</code>",
+    "whoami_anonymous": "你在此匿名發言；此聊天室的編號：<code>{chat}</code>",
     "topic_closed": "此主題已關閉；其摘要現在會發送到這裏。",
     "group_admins_only": "只有此群組的管理員可以更改主題或設定。",
     "unknown_command": "我不認識這個指令；/help 列出所有指令。",
@@ -352,6 +395,7 @@ ZH: Final[dict[str, str]] = {
     "button_admins_only": "只有群組管理員可以這樣做。",
     "button_confirm": "✅ 確認",
     "button_cancel": "✖ 取消",
+    "button_timezone_set": "時區：{timezone}",
     "admins_only": "此指令只供管理員使用。",
     "stats_header": "<b>統計</b>",
     "feeds_header": "<b>資訊來源（{count} 個）</b>",
@@ -364,10 +408,11 @@ ZH: Final[dict[str, str]] = {
     "never": "從未",
     "none": "無",
     "addfeed_usage": "請提供資訊來源的網址，例如 /addfeed https://www.info.gov.hk/gia/rss/general_zh.xml",
-    "addfeed_rejected": "未有新增：{error}。例如 /addfeed https://example.org/rss.xml",
-    "addfeed_ok": "已新增 {url}：找到 {new} 則新公報。",
+    # the poller's reason is English: say what a valid one is instead
+    "addfeed_rejected": "未有新增：網址無效、太長或已在列表中。例如 /addfeed https://example.org/rss.xml",
+    "addfeed_ok": "已新增 {url}：找到 {count} 則新公報。",
     "addfeed_not_modified": "已新增 {url}：暫時沒有新內容。",
-    "addfeed_failed": "已新增 {url}，但首次讀取失敗：{error}",
+    "addfeed_failed": "已新增 {url}，但首次讀取失敗；/feeds 會顯示錯誤詳情（{error}）",
     "removefeed_usage": "請提供 /feeds 中的編號，例如 /removefeed 2",
     "removefeed_ok": "已移除 {url}。",
     "removefeed_not_found": "沒有編號 {value} 的資訊來源；請看 /feeds，例如 /removefeed 2",
@@ -375,13 +420,13 @@ ZH: Final[dict[str, str]] = {
     "broadcast_bad_html": "未有排隊發送：{error}",
     "broadcast_preview": "<b>廣播 #{id} 預覽</b>：按「確認」會發送給所有使用中的聊天室。",
     "broadcast_cancelled": "廣播 #{id} 已取消；沒有發送任何訊息。",
-    "broadcast_queued": "廣播 #{id} 已排隊發送給 {total} 個聊天室。",
+    "broadcast_queued": "廣播 #{id} 已排隊發送給 {count} 個聊天室。",
     "broadcast_progress": (
         "廣播 #{id}：已送達 {delivered}，被封鎖 {blocked}，失敗 {failed}，"
         "待發 {pending}（共 {total}）。"
     ),
     "broadcast_done": "廣播 #{id} 完成：已送達 {delivered}，被封鎖 {blocked}，失敗 {failed}（共 {total}）。",
-    "button_broadcast_queued": "已排隊發送給 {total} 個聊天室",
+    "button_broadcast_queued": "已排隊發送給 {count} 個聊天室",
     "button_broadcast_cancelled": "已取消",
     "button_broadcast_stale": "此廣播已經確認或取消。",
     "button_admins_only_broadcast": "此按鈕只供管理員使用。",
@@ -400,6 +445,30 @@ ZH: Final[dict[str, str]] = {
     "cmd_lang": "語言：/lang en 或 /lang zh",
     "cmd_stop": "刪除此聊天室的資料",
     "cmd_settings": "在同一畫面管理設定",
+    "cmd_whoami": "你及此聊天室的 Telegram 編號",
+    "cmd_broadcast": "管理員：向所有聊天室發送訊息",
+    "cmd_stats": "管理員：統計數字",
+    "cmd_feeds": "管理員：資訊來源及其狀況",
+    "cmd_addfeed": "管理員：新增資訊來源",
+    "cmd_removefeed": "管理員：移除資訊來源",
+    "digest_title": "📰 <b>新聞公報摘要 · {date}</b>",
+    "alert_title": "🔔 <b>最新新聞公報</b>",
+    "digest_count": "{count} 則新公報",
+    "digest_more": "…還有 {count} 則：/search {query}",
+    "digest_more_topics": "…還有 {topics} 個主題共 {count} 則：/list",
+    "digest_part": "（{index}/{total}）",
+    "digest_continued": "（續）",
+    "digest_corrected": "✏️ <b>更正：</b>",
+    "digest_manage_button": "⚙️ 管理主題",
+    "digest_manage_line": "<i>管理此處收到的內容：/list</i>",
+    "stats_chats": "聊天室：{chats}（使用中 {active}，暫停 {paused}）",
+    "stats_subscriptions": "關注：{subscriptions} 個，共 {topics} 個不同主題",
+    "stats_feeds": "資訊來源：{feeds}（失敗 {failing}）",
+    "stats_releases": "公報：{releases}（過去 24 小時 {recent}）",
+    "stats_messages": "訊息：待發 {queued}，已發 {sent}，失敗 {failed}，放棄 {dropped}（被封鎖的聊天室）",
+    "stats_feed_ok": "正常",
+    "stats_feed_failing": "連續失敗 {failures} 次：{error}",
+    "stats_feed": "  #{id} {url}：{state}；上次成功 {success}；項目 {items}；下次讀取 {next}",
     "settings_open": "在同一畫面管理主題、摘要時間、時區及語言：請點按鈕。",
     "settings_button": "⚙️ 開啟設定",
     "settings_menu_button": "設定",
@@ -441,6 +510,11 @@ ZH: Final[dict[str, str]] = {
 }
 
 CATALOGUES: Final[dict[Language, dict[str, str]]] = {"en": EN, "zh": ZH}
+# parameters that carry English text (the query parser's, the poller's): Chinese leaves them out
+ENGLISH_ONLY_PARAMS: Final[dict[str, frozenset[str]]] = {
+    "query_invalid": frozenset({"reason"}),
+    "addfeed_rejected": frozenset({"error"}),
+}
 
 
 def placeholders(template: str) -> set[str]:
@@ -448,8 +522,10 @@ def placeholders(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
-def _template(lang: str, key: str) -> str:
+def _template(lang: str, key: str, params: dict[str, object] | None = None) -> str:
     catalogue = CATALOGUES.get(language_from_code(lang), EN)
+    if params and params.get("count") == 1 and f"{key}_one" in catalogue:
+        key = f"{key}_one"  # English says "1 release"; Chinese has no plural
     return catalogue.get(key) or EN[key]
 
 
@@ -459,12 +535,12 @@ def t(lang: str, key: str, **params: object) -> str:
         name: value if isinstance(value, Html) or not isinstance(value, str) else escape(value)
         for name, value in params.items()
     }
-    return _template(lang, key).format(**safe)
+    return _template(lang, key, params).format(**safe)
 
 
 def t_plain(lang: str, key: str, **params: object) -> str:
     """The text `key` in `lang` for places Telegram shows as plain text (buttons, alerts)."""
-    return _template(lang, key).format(**params)
+    return _template(lang, key, params).format(**params)
 
 
 def templates(lang: str, keys: list[str]) -> dict[str, str]:

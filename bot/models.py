@@ -245,6 +245,8 @@ class OutboxMessage(SQLModel, table=True):
     thread_id: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     kind: str = Field(default=MessageKind.digest, max_length=16)
     text: str = Field(sa_column=Column(Text, nullable=False))  # Telegram HTML
+    # the message's buttons as Bot API JSON (an InlineKeyboardMarkup), e.g. a digest's Manage
+    reply_markup: str | None = Field(default=None, sa_column=Column(Text))
     state: str = Field(default=MessageState.queued, max_length=16)
     attempts: int = 0
     not_before: datetime = Field(default_factory=utcnow)

@@ -9,6 +9,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.db import SessionFactory
+from bot.i18n import t_plain
 from bot.models import Chat, Feed, MessageState, OutboxMessage, Release, Subscription, utcnow
 
 
@@ -105,25 +106,53 @@ async def collect_stats(sessions: SessionFactory) -> Stats:
     )
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+def _when(moment: datetime | None, lang: str) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else t_plain(lang, "never")
 
 
-def render_stats_text(stats: Stats) -> str:
-    """Plain text, one figure a line, then one line per feed."""
+def render_stats_text(stats: Stats, lang: str = "en") -> str:
+    """Plain text, one figure a line, then one line per feed, in `lang` (the CLI's is English)."""
     lines = [
-        f"chats: {stats.chats} ({stats.active_chats} active, {stats.paused_chats} paused)",
-        f"subscriptions: {stats.subscriptions} to {stats.topics} distinct topics",
-        f"feeds: {stats.feeds} ({stats.failing_feeds} failing)",
-        f"releases: {stats.releases} ({stats.releases_last_24h} in the last 24 h)",
-        f"messages: {stats.messages_queued} queued, {stats.messages_sent} sent, "
-        f"{stats.messages_failed} failed, {stats.messages_dropped} dropped (blocked chats)",
+        t_plain(
+            lang,
+            "stats_chats",
+            chats=stats.chats,
+            active=stats.active_chats,
+            paused=stats.paused_chats,
+        ),
+        t_plain(
+            lang, "stats_subscriptions", subscriptions=stats.subscriptions, topics=stats.topics
+        ),
+        t_plain(lang, "stats_feeds", feeds=stats.feeds, failing=stats.failing_feeds),
+        t_plain(lang, "stats_releases", releases=stats.releases, recent=stats.releases_last_24h),
+        t_plain(
+            lang,
+            "stats_messages",
+            queued=stats.messages_queued,
+            sent=stats.messages_sent,
+            failed=stats.messages_failed,
+            dropped=stats.messages_dropped,
+        ),
     ]
     for h in stats.feed_health:
-        state = "ok" if h.healthy else f"failing x{h.consecutive_failures}: {h.last_error}"
+        state = (
+            t_plain(lang, "stats_feed_ok")
+            if h.healthy
+            else t_plain(
+                lang, "stats_feed_failing", failures=h.consecutive_failures, error=h.last_error
+            )
+        )
         lines.append(
-            f"  #{h.id} {h.url}: {state}; last success {_when(h.last_success_at)}; "
-            f"{h.items} items; next poll {_when(h.next_poll_at)}"
+            t_plain(
+                lang,
+                "stats_feed",
+                id=h.id,
+                url=h.url,
+                state=state,
+                success=_when(h.last_success_at, lang),
+                items=h.items,
+                next=_when(h.next_poll_at, lang),
+            )
         )
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@ what to do instead.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import unicodedata
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 SUBSCRIPTION: Table = metadata.tables["subscription"]
 
 _WEEKDAY_NAMES = tuple(
-    frozenset({en, en[:3], f"星期{zh}", f"週{zh}", f"周{zh}"})
+    frozenset({en, en[:3], zh, f"星期{zh}", f"週{zh}", f"周{zh}"})
     for en, zh in zip(
         ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
         "一二三四五六日",
@@ -412,7 +413,7 @@ async def subscribe(
             )
         ).one()
         if count >= max_subscriptions:
-            raise ChatInputError("too_many_subscriptions", limit=max_subscriptions)
+            raise ChatInputError("too_many_subscriptions", count=max_subscriptions)
         assert chat.id is not None and topic.id is not None
         subscription = Subscription(
             chat_id=chat.id, thread_id=thread_id, topic_id=topic.id, query_text=cleaned
@@ -516,16 +517,133 @@ def timezone_names() -> list[str]:
     return sorted(_timezones_by_folded_name().values())
 
 
+class AmbiguousTimezone(ChatInputError):
+    """A place that names no zone exactly: `candidates` are the closest zones, to choose from."""
+
+    def __init__(self, value: str, candidates: list[str]) -> None:
+        super().__init__("timezone_choose", value=value)
+        self.candidates = candidates
+
+
+# the few places a Chinese-speaking subscriber is likely to type, as IANA zones
+_CHINESE_PLACES: dict[str, str] = {
+    "香港": "Asia/Hong_Kong",
+    "澳門": "Asia/Macau",
+    "澳门": "Asia/Macau",
+    "台北": "Asia/Taipei",
+    "臺北": "Asia/Taipei",
+    "台灣": "Asia/Taipei",
+    "臺灣": "Asia/Taipei",
+    "台湾": "Asia/Taipei",
+    "北京": "Asia/Shanghai",
+    "上海": "Asia/Shanghai",
+    "深圳": "Asia/Shanghai",
+    "廣州": "Asia/Shanghai",
+    "广州": "Asia/Shanghai",
+    "中國": "Asia/Shanghai",
+    "中国": "Asia/Shanghai",
+    "東京": "Asia/Tokyo",
+    "东京": "Asia/Tokyo",
+    "日本": "Asia/Tokyo",
+    "首爾": "Asia/Seoul",
+    "首尔": "Asia/Seoul",
+    "新加坡": "Asia/Singapore",
+    "吉隆坡": "Asia/Kuala_Lumpur",
+    "曼谷": "Asia/Bangkok",
+    "馬尼拉": "Asia/Manila",
+    "马尼拉": "Asia/Manila",
+    "杜拜": "Asia/Dubai",
+    "迪拜": "Asia/Dubai",
+    "倫敦": "Europe/London",
+    "伦敦": "Europe/London",
+    "英國": "Europe/London",
+    "英国": "Europe/London",
+    "巴黎": "Europe/Paris",
+    "柏林": "Europe/Berlin",
+    "紐約": "America/New_York",
+    "纽约": "America/New_York",
+    "洛杉磯": "America/Los_Angeles",
+    "洛杉矶": "America/Los_Angeles",
+    "三藩市": "America/Los_Angeles",
+    "舊金山": "America/Los_Angeles",
+    "旧金山": "America/Los_Angeles",
+    "多倫多": "America/Toronto",
+    "多伦多": "America/Toronto",
+    "溫哥華": "America/Vancouver",
+    "温哥华": "America/Vancouver",
+    "悉尼": "Australia/Sydney",
+    "雪梨": "Australia/Sydney",
+    "墨爾本": "Australia/Melbourne",
+    "墨尔本": "Australia/Melbourne",
+    "奧克蘭": "Pacific/Auckland",
+    "奥克兰": "Pacific/Auckland",
+}
+# the continents' folders: "Hongkong" and "GB" are old aliases of zones listed under them
+_AREAS = frozenset(
+    {
+        "Africa",
+        "America",
+        "Antarctica",
+        "Asia",
+        "Atlantic",
+        "Australia",
+        "Europe",
+        "Indian",
+        "Pacific",
+    }
+)
+MAX_TIMEZONE_CHOICES = 6
+
+
+def _place_key(text: str) -> str:
+    """`Hong Kong`, `hong_kong`, `HONG-KONG` -> `hongkong`."""
+    return "".join(ch for ch in text.casefold() if ch not in " _-'.")
+
+
+@lru_cache(maxsize=1)
+def _zones_by_city() -> dict[str, list[str]]:
+    """Zones by the place key of their last part (`kong` no, `hongkong` yes), area zones first."""
+    by_city: dict[str, list[str]] = {}
+    for name in sorted(_timezones_by_folded_name().values()):
+        if name.startswith(("posix/", "right/")):
+            continue
+        by_city.setdefault(_place_key(name.rsplit("/", 1)[-1]), []).append(name)
+    for names in by_city.values():
+        names.sort(key=lambda name: (name.split("/", 1)[0] not in _AREAS, name))
+    return by_city
+
+
 def resolve_timezone(text: str) -> str:
-    """An IANA name, found case-insensitively (`asia/hong_kong`); ChatInputError if unknown."""
+    """An IANA name (any case, spaces for underscores), a city (`London`, `hong kong`) or a
+    common Chinese place name (`香港`). ChatInputError if nothing is close;
+    AmbiguousTimezone with the closest zones if several are."""
     wanted = "_".join(text.strip().split())
-    name = _timezones_by_folded_name().get(wanted.casefold())
+    value = text.strip()
+    name = _timezones_by_folded_name().get(wanted.casefold()) or _CHINESE_PLACES.get(wanted)
     if name is None:
-        raise ChatInputError("timezone_invalid", value=text.strip())
+        key = _place_key(wanted.rsplit("/", 1)[-1])
+        by_city = _zones_by_city()
+        found = by_city.get(key, [])
+        in_areas = [zone for zone in found if zone.split("/", 1)[0] in _AREAS]
+        if len(in_areas) == 1 or (not in_areas and len(found) == 1):
+            name = (in_areas or found)[0]
+        elif len(key) >= 3:
+            close = in_areas or [
+                zones[0] for city, zones in sorted(by_city.items()) if city.startswith(key)
+            ]
+            if not close:
+                close = [
+                    by_city[city][0]
+                    for city in difflib.get_close_matches(key, by_city, n=MAX_TIMEZONE_CHOICES)
+                ]
+            if close:
+                raise AmbiguousTimezone(value, close[:MAX_TIMEZONE_CHOICES])
+    if name is None:
+        raise ChatInputError("timezone_invalid", value=value)
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ChatInputError("timezone_invalid", value=text.strip()) from None
+        raise ChatInputError("timezone_invalid", value=value) from None
     return name
 
 
@@ -560,7 +678,7 @@ async def set_timezone(sessions: SessionFactory, chat: Chat, text: str) -> Chat:
 
 
 def parse_weekday(text: str) -> int:
-    """`monday`, `mon`, `星期一`, `週一` or `0`..`6` -> 0 (Monday)..6; ChatInputError otherwise."""
+    """`monday`, `mon`, `一`, `星期一`, `週一` or `0`..`6` -> 0 (Monday)..6; else ChatInputError."""
     wanted = text.strip().casefold()
     for number, names in enumerate(_WEEKDAY_NAMES):
         if wanted in names or wanted == str(number):

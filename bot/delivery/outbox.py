@@ -52,6 +52,7 @@ class OutboxRow:
     broadcast_id: int | None = None
     dedup_key: str | None = None
     not_before: datetime | None = None
+    reply_markup: str | None = None  # Bot API JSON of the message's buttons
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class ClaimedMessage:
     attempts: int
     broadcast_id: int | None
     claimed_until: datetime
+    reply_markup: str | None = None
 
     @property
     def is_group(self) -> bool:
@@ -95,6 +97,7 @@ def _row_values(row: OutboxRow, now: datetime) -> dict[str, Any]:
         "thread_id": row.thread_id,
         "kind": str(row.kind),
         "text": row.text,
+        "reply_markup": row.reply_markup,
         "state": MessageState.queued.value,
         "attempts": 0,
         "not_before": row.not_before or now,
@@ -177,6 +180,7 @@ async def claim_due_messages(
             OUTBOX.c.chat_id,
             OUTBOX.c.thread_id,
             OUTBOX.c.text,
+            OUTBOX.c.reply_markup,
             OUTBOX.c.kind,
             OUTBOX.c.attempts,
             OUTBOX.c.broadcast_id,
@@ -223,6 +227,7 @@ async def claim_due_messages(
                         attempts=row.attempts,
                         broadcast_id=row.broadcast_id,
                         claimed_until=claimed_until,
+                        reply_markup=row.reply_markup,
                     )
                 )
         if inactive_ids:

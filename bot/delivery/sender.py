@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import math
 import random
@@ -50,7 +51,7 @@ from typing import Any, Protocol
 import httpx
 from sqlalchemy import and_, bindparam, update
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import Bot, LinkPreviewOptions
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -553,6 +554,9 @@ class Sender:
                 parse_mode=ParseMode.HTML,
                 link_preview_options=self._link_preview,
                 message_thread_id=msg.thread_id or None,
+                reply_markup=InlineKeyboardMarkup.de_json(json.loads(msg.reply_markup))
+                if msg.reply_markup
+                else None,
                 read_timeout=self.limits.send_timeout,
                 write_timeout=self.limits.send_timeout,
             )

@@ -10,6 +10,7 @@ not fit are counted in their topic's "…and N more: /search TOPIC".
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from bot.delivery.html import escape, visible_length
+from bot.i18n import t, t_plain
 
 MAX_MESSAGE_UNITS = 4096
 MAX_ITEMS_PER_TOPIC = 10
@@ -31,32 +33,6 @@ _PART_MARKER_RESERVE = 24
 
 _WHITESPACE = re.compile(r"\s+")
 _SAFE_LINK = re.compile(r"^https?://", re.IGNORECASE)
-
-# the few strings a digest speaks; zh = Traditional Chinese
-STRINGS: dict[str, dict[str, str]] = {
-    "en": {
-        "digest_title": "📰 <b>Press digest · {date}</b>",
-        "alert_title": "🔔 <b>New press releases</b>",
-        "count_one": "1 new release",
-        "count_many": "{n} new releases",
-        "more": "…and {n} more: /search {query}",
-        "more_topics": "…and {n} more in {topics} more topics: /list",
-        "part": "({index}/{total})",
-        "continued": "(continued)",
-        "corrected": "✏️ <b>Corrected:</b> ",
-    },
-    "zh": {
-        "digest_title": "📰 <b>新聞公報摘要 · {date}</b>",
-        "alert_title": "🔔 <b>最新新聞公報</b>",
-        "count_one": "1 則新公報",
-        "count_many": "{n} 則新公報",
-        "more": "…還有 {n} 則：/search {query}",
-        "more_topics": "…還有 {topics} 個主題共 {n} 則：/list",
-        "part": "（{index}/{total}）",
-        "continued": "（續）",
-        "corrected": "✏️ <b>更正：</b>",
-    },
-}
 
 _EN_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _EN_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -80,10 +56,6 @@ class DigestSection:
     topic_query: str  # as the user can type it after /search
     items: list[DigestItem]  # at most MAX_ITEMS_PER_TOPIC, newest first
     more: int = 0  # releases of this topic left out
-
-
-def _strings(language: str) -> dict[str, str]:
-    return STRINGS.get(language, STRINGS["en"])
 
 
 def format_date(moment: datetime, language: str) -> str:
@@ -180,7 +152,7 @@ def _split_into_parts(header: str, blocks: list[_Block], language: str) -> list[
                 parts[-1].pop()
                 opening = block.heading
             else:
-                opening = f"{block.heading} {_strings(language)['continued']}"
+                opening = f"{block.heading} {t(language, 'digest_continued')}"
             parts.append([opening])
             used = visible_length(opening)
         parts[-1].append("\n" + block.text)
@@ -188,9 +160,10 @@ def _split_into_parts(header: str, blocks: list[_Block], language: str) -> list[
         last_was_heading = False
     texts = ["".join(part) for part in parts]
     if len(texts) > 1:
-        marker = _strings(language)["part"]
         texts = [
-            text if i == 0 else f"<i>{marker.format(index=i + 1, total=len(texts))}</i>\n{text}"
+            text
+            if i == 0
+            else f"<i>{t(language, 'digest_part', index=i + 1, total=len(texts))}</i>\n{text}"
             for i, text in enumerate(texts)
         ]
     return texts
@@ -212,15 +185,15 @@ def _section_blocks(section: DigestSection, language: str, keep: int) -> list[_B
     more = section.more + len(section.items) - len(items)
     more_line = ""
     if more > 0:
-        query = escape(shorten(section.topic_query, QUERY_CHARS))
-        more_line = "\n<i>" + _strings(language)["more"].format(n=more, query=query) + "</i>"
+        query = shorten(section.topic_query, QUERY_CHARS)
+        more_line = "\n<i>" + t(language, "digest_more", count=more, query=query) + "</i>"
     if not items:  # a topic cut whole: its heading and where to find its releases
         return [_Block(heading + more_line, visible_length(heading + more_line), None)]
     blocks = [_Block(heading, visible_length(heading), None)]
     for index, item in enumerate(items):
         tail = more_line if index == len(items) - 1 else ""
         tail_units = visible_length(tail) if tail else 0
-        mark = _strings(language)["corrected"] if item.corrected else ""
+        mark = t(language, "digest_corrected") if item.corrected else ""
         mark_units = visible_length(mark) if mark else 0
         text, units = _fitted_release(
             item.title, item.link, item.summary, ITEM_BUDGET - tail_units - mark_units
@@ -244,7 +217,7 @@ def _parts_keeping(
     rest = sections[topics:]
     if rest:
         n = sum(len(section.items) + section.more for section in rest)
-        line = _strings(language)["more_topics"].format(n=n, topics=len(rest))
+        line = t(language, "digest_more_topics", count=n, topics=len(rest))
         blocks.append(_Block(f"<i>{line}</i>", visible_length(line), None))
     return _split_into_parts(header, blocks, language)
 
@@ -272,8 +245,14 @@ def _compose(header: str, sections: list[DigestSection], language: str) -> list[
 
 
 def _count_line(total: int, language: str) -> str:
-    strings = _strings(language)
-    return strings["count_one"] if total == 1 else strings["count_many"].format(n=total)
+    return t(language, "digest_count", count=total)
+
+
+def manage_markup(language: str) -> str:
+    """The Manage button every digest and alert ends with, as Bot API JSON; bot.telegram answers
+    its callback data (keyboards.MANAGE) with the Mini App or the chat's topics."""
+    button = {"text": t_plain(language, "digest_manage_button"), "callback_data": "v1:manage"}
+    return json.dumps({"inline_keyboard": [[button]]}, ensure_ascii=False)
 
 
 def compose_digest(
@@ -284,13 +263,12 @@ def compose_digest(
     `sections` come in display order with their items newest first; `total` is the number of
     distinct releases in the digest, those behind "…and N more" included.
     """
-    strings = _strings(language)
-    title = strings["digest_title"].format(date=format_date(now.astimezone(tz), language))
+    title = t(language, "digest_title", date=format_date(now.astimezone(tz), language))
     header = f"{title}\n{_count_line(total, language)}"
     return _compose(header, sections, language)
 
 
 def compose_instant(sections: list[DigestSection], *, language: str, total: int) -> list[str]:
     """An instant alert for the releases of one poll, grouped by topic like a digest."""
-    header = f"{_strings(language)['alert_title']}\n{_count_line(total, language)}"
+    header = f"{t(language, 'alert_title')}\n{_count_line(total, language)}"
     return _compose(header, sections, language)

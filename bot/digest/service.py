@@ -33,6 +33,7 @@ from bot.digest.compose import (
     DigestSection,
     compose_digest,
     compose_instant,
+    manage_markup,
 )
 from bot.digest.schedule import as_utc, chat_zone, period_start, reschedule
 from bot.models import (
@@ -331,8 +332,16 @@ async def _enqueue_pending(
     for p in candidates:
         assert p.chat.id is not None
         for index, text in enumerate(p.parts, start=1):
+            last = index == len(p.parts)  # the Manage button ends the digest
             rows_to_queue.append(
-                OutboxRow(p.chat.id, text, kind, p.thread_id, dedup_key=f"{p.key}:{index}")
+                OutboxRow(
+                    p.chat.id,
+                    text,
+                    kind,
+                    p.thread_id,
+                    dedup_key=f"{p.key}:{index}",
+                    reply_markup=manage_markup(p.chat.language) if last else None,
+                )
             )
     if not rows_to_queue:
         return []
@@ -346,11 +355,13 @@ async def _queue_chat_digests(
     chats: Sequence[Chat],
     now: datetime,
     window_end: datetime | None = None,
+    thread_id: int | None = None,
 ) -> dict[int, DigestOutcome]:
     """Composes and queues the digest of every (chat, thread); moves last_digest_at when sent.
 
     The digest holds the matches made up to `window_end` (default: now), and the chat's
-    next digest starts there.
+    next digest starts there. With `thread_id`, only that forum topic's digest is queued; the
+    chat's next digest moves on only if no other topic follows anything (they lose nothing).
     """
     end = window_end or now
     followed = await _followed_by_thread(session, chats)
@@ -367,12 +378,16 @@ async def _queue_chat_digests(
         threads = followed.get(chat.id)
         if not threads:
             continue
+        if thread_id is not None:
+            threads = {thread_id: threads[thread_id]} if thread_id in threads else {}
+            if not threads:
+                continue
         since = min(f.since for subs in threads.values() for f in subs)
         outcomes[chat.id] = DigestOutcome(parts_queued=0, releases=0, since=since)
         start = period_start(chat, now)
         period = start.isoformat() if start is not None else "first"
-        for thread_id in sorted(threads):
-            digest = _build_digest(threads[thread_id], matches, until=end)
+        for thread in sorted(threads):
+            digest = _build_digest(threads[thread], matches, until=end)
             if not digest.total:
                 continue
             parts = compose_digest(
@@ -382,15 +397,16 @@ async def _queue_chat_digests(
                 now=now,
                 total=digest.total,
             )
-            key = f"digest:{chat.id}:{thread_id}:{period}"
-            pending.append(_Pending(chat, thread_id, parts, key, digest))
+            key = f"digest:{chat.id}:{thread}:{period}"
+            pending.append(_Pending(chat, thread, parts, key, digest))
     for queued in await _enqueue_pending(session, pending, kind=MessageKind.digest):
         assert queued.chat.id is not None
         outcome = outcomes[queued.chat.id]
         outcome.parts_queued += len(queued.parts)
         outcome.releases += queued.digest.total
-        queued.chat.last_digest_at = end
-        session.add(queued.chat)
+        if thread_id is None or set(followed.get(queued.chat.id, {})) == {thread_id}:
+            queued.chat.last_digest_at = end
+            session.add(queued.chat)
     return outcomes
 
 
@@ -446,10 +462,15 @@ async def queue_due_digests(
 
 
 async def queue_digest_now(
-    sessions: SessionFactory, chat_id: int, now: datetime | None = None
+    sessions: SessionFactory,
+    chat_id: int,
+    now: datetime | None = None,
+    *,
+    thread_id: int | None = None,
 ) -> DigestOutcome:
     """/digest: queues everything matched since the chat's last digest and moves last_digest_at.
 
+    With `thread_id` (a forum topic; 0 the chat itself), only that topic's digest.
     parts_queued is 0 when there is nothing new; `since` is where "new" began.
     """
     now = as_utc(now or utcnow())
@@ -459,7 +480,9 @@ async def queue_digest_now(
         ).first()
         if chat is None or not chat.active:
             return DigestOutcome(parts_queued=0, releases=0, since=None)
-        outcome = (await _queue_chat_digests(session, [chat], now)).get(chat_id)
+        outcome = (await _queue_chat_digests(session, [chat], now, thread_id=thread_id)).get(
+            chat_id
+        )
         if outcome is None:
             return DigestOutcome(parts_queued=0, releases=0, since=None)
         if chat.frequency in _SCHEDULED and not chat.paused:

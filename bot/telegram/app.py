@@ -10,12 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from telegram import BotCommand, LinkPreviewOptions, MenuButtonWebApp, Update, WebAppInfo
+from telegram import (
+    BotCommand,
+    BotCommandScope,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    LinkPreviewOptions,
+    MenuButtonWebApp,
+    Update,
+    WebAppInfo,
+)
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
@@ -36,8 +47,9 @@ from bot.delivery.sender import DeliveryLimits
 from bot.http import WebhookInbox, http_server
 from bot.i18n import t_plain
 from bot.received_updates import first_delivery
-from bot.telegram import admin, handlers
-from bot.telegram.handlers import BotDeps
+from bot.telegram import keyboards
+from bot.telegram.commands import admin, chat, schedule, topics
+from bot.telegram.common import BotDeps, deps
 from bot.telegram.rate_limit import BudgetRateLimiter
 from bot.telegram.updates import ChatOrderedUpdateProcessor
 
@@ -52,48 +64,57 @@ UPDATER_STOP_TIMEOUT = 4.0
 # what the handlers use; anything else would only cost traffic
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 
-# (command, description key) in the order Telegram's menu shows them
-SUBSCRIBER_COMMANDS = (
-    ("start", "cmd_start"),
-    ("help", "cmd_help"),
-    ("subscribe", "cmd_subscribe"),
-    ("unsubscribe", "cmd_unsubscribe"),
-    ("list", "cmd_list"),
-    ("digest", "cmd_digest"),
-    ("time", "cmd_time"),
-    ("timezone", "cmd_timezone"),
-    ("frequency", "cmd_frequency"),
-    ("pause", "cmd_pause"),
-    ("resume", "cmd_resume"),
-    ("search", "cmd_search"),
-    ("lang", "cmd_lang"),
-    ("settings", "cmd_settings"),
-    ("stop", "cmd_stop"),
-)
-
 Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 
-COMMAND_HANDLERS: tuple[tuple[tuple[str, ...], Callback], ...] = (
-    (("start",), handlers.start),
-    (("help",), handlers.help_command),
-    (("subscribe", "sub"), handlers.subscribe_command),
-    (("unsubscribe", "unsub"), handlers.unsubscribe_command),
-    (("list",), handlers.list_command),
-    (("digest",), handlers.digest_command),
-    (("time",), handlers.time_command),
-    (("timezone",), handlers.timezone_command),
-    (("frequency",), handlers.frequency_command),
-    (("pause",), handlers.pause_command),
-    (("resume",), handlers.resume_command),
-    (("search",), handlers.search),
-    (("lang",), handlers.lang_command),
-    (("settings",), handlers.settings_command),
-    (("stop",), handlers.stop_command),
-    (("broadcast",), admin.broadcast_command),
-    (("stats",), admin.stats_command),
-    (("feeds",), admin.feeds_command),
-    (("addfeed",), admin.addfeed_command),
-    (("removefeed",), admin.removefeed_command),
+
+@dataclass(frozen=True)
+class Command:
+    """One command: its names (the first is the menu's), handler, and who sees it in the menu."""
+
+    names: tuple[str, ...]
+    callback: Callback
+    menu: Literal["everyone", "admins"] = "everyone"
+
+    @property
+    def description_key(self) -> str:
+        return f"cmd_{self.names[0]}"
+
+
+# in the order Telegram's menu shows them
+COMMANDS: tuple[Command, ...] = (
+    Command(("start",), topics.start),
+    Command(("help",), topics.help_command),
+    Command(("subscribe", "sub"), topics.subscribe_command),
+    Command(("unsubscribe", "unsub"), topics.unsubscribe_command),
+    Command(("list",), topics.list_command),
+    Command(("digest",), schedule.digest_command),
+    Command(("time",), schedule.time_command),
+    Command(("timezone",), schedule.timezone_command),
+    Command(("frequency",), schedule.frequency_command),
+    Command(("pause",), schedule.pause_command),
+    Command(("resume",), schedule.resume_command),
+    Command(("search",), topics.search),
+    Command(("lang",), schedule.lang_command),
+    Command(("settings",), schedule.settings_command),
+    Command(("whoami",), topics.whoami_command),
+    Command(("stop",), chat.stop_command),
+    Command(("broadcast",), admin.broadcast_command, menu="admins"),
+    Command(("stats",), admin.stats_command, menu="admins"),
+    Command(("feeds",), admin.feeds_command, menu="admins"),
+    Command(("addfeed",), admin.addfeed_command, menu="admins"),
+    Command(("removefeed",), admin.removefeed_command, menu="admins"),
+)
+SUBSCRIBER_COMMANDS = tuple(c.names[0] for c in COMMANDS if c.menu == "everyone")
+ADMIN_COMMANDS = tuple(c.names[0] for c in COMMANDS if c.menu == "admins")
+
+# one handler per kind of button; anything else is answered as out of date
+BUTTONS: tuple[tuple[re.Pattern[str], Callback], ...] = (
+    (keyboards.SUBSCRIBE, topics.subscribe_button),
+    (keyboards.UNSUBSCRIBE, topics.unsubscribe_button),
+    (keyboards.BROADCAST, admin.broadcast_button),
+    (keyboards.STOP, chat.stop_button),
+    (keyboards.TIMEZONE, schedule.timezone_button),
+    (keyboards.MANAGE, schedule.manage_button),
 )
 
 
@@ -122,36 +143,44 @@ def build_application(
     )
     app.bot_data["deps"] = BotDeps(settings=settings, sessions=sessions)
     new_messages = filters.UpdateType.MESSAGE
-    for names, callback in COMMAND_HANDLERS:
-        app.add_handler(CommandHandler(list(names), callback, filters=new_messages))
-    app.add_handler(CallbackQueryHandler(handlers.button))
+    for command in COMMANDS:
+        app.add_handler(CommandHandler(list(command.names), command.callback, filters=new_messages))
+    for pattern, on_button in BUTTONS:
+        app.add_handler(CallbackQueryHandler(on_button, pattern=pattern))
+    app.add_handler(CallbackQueryHandler(chat.stale_button))
     app.add_handler(
-        ChatMemberHandler(handlers.bot_membership_changed, ChatMemberHandler.MY_CHAT_MEMBER)
+        ChatMemberHandler(chat.bot_membership_changed, ChatMemberHandler.MY_CHAT_MEMBER)
     )
-    app.add_handler(
-        MessageHandler(filters.StatusUpdate.MIGRATE & new_messages, handlers.chat_migrated)
-    )
-    app.add_handler(MessageHandler(filters.COMMAND & new_messages, handlers.unknown_command))
+    app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE & new_messages, chat.chat_migrated))
+    app.add_handler(MessageHandler(filters.COMMAND & new_messages, chat.unknown_command))
     app.add_handler(
         MessageHandler(
             filters.ChatType.PRIVATE & new_messages & ~filters.COMMAND & ~filters.StatusUpdate.ALL,
-            handlers.private_text,
+            chat.private_text,
         )
     )
-    app.add_error_handler(handlers.on_error)
+    app.add_error_handler(chat.on_error)
     return app
 
 
 async def register_commands(app: Application) -> None:  # type: ignore[type-arg]
-    """The command menu in English (default) and Chinese; a failure is logged, not fatal."""
-    for language_code, lang in ((None, "en"), ("zh", "zh")):
-        commands = [BotCommand(name, t_plain(lang, key)) for name, key in SUBSCRIBER_COMMANDS]
-        try:
-            await app.bot.set_my_commands(commands, language_code=language_code)
-        except TelegramError as exc:
-            log.warning("setMyCommands (%s) failed: %s", language_code or "default", exc)
+    """The command menu in English (default) and Chinese, the admin commands too in each
+    admin's private chat; a failure is logged, not fatal."""
     d = app.bot_data["deps"]
     assert isinstance(d, BotDeps)
+    scopes: list[tuple[BotCommandScope, Literal["everyone", "admins"]]] = [
+        (BotCommandScopeDefault(), "everyone")
+    ]
+    scopes += [(BotCommandScopeChat(admin_id), "admins") for admin_id in d.settings.admin_ids]
+    for scope, audience in scopes:
+        shown = [c for c in COMMANDS if audience == "admins" or c.menu == "everyone"]
+        for language_code, lang in ((None, "en"), ("zh", "zh")):
+            commands = [BotCommand(c.names[0], t_plain(lang, c.description_key)) for c in shown]
+            try:
+                await app.bot.set_my_commands(commands, scope=scope, language_code=language_code)
+            except TelegramError as exc:
+                where = getattr(scope, "chat_id", scope.type)
+                log.warning("setMyCommands (%s, %s) failed: %s", where, lang, exc)
     url = d.settings.mini_app_url
     if url is not None:  # private chats' menu button opens the Mini App
         text = f"{t_plain('en', 'settings_menu_button')} · {t_plain('zh', 'settings_menu_button')}"
@@ -164,7 +193,7 @@ async def register_commands(app: Application) -> None:  # type: ignore[type-arg]
 async def _poll_feeds_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     from bot.feeds.poller import poll_due_feeds
 
-    d = handlers.deps(context)
+    d = deps(context)
     try:
         reports = await poll_due_feeds(d.sessions, d.settings)
     except Exception:
@@ -177,7 +206,7 @@ async def _poll_feeds_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
 async def _digest_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     from bot.digest.service import queue_due_digests
 
-    d = handlers.deps(context)
+    d = deps(context)
     try:
         queued = await queue_due_digests(d.sessions)
     except Exception:

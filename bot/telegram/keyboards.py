@@ -1,14 +1,13 @@
 """Inline keyboards and their callback data: small (<= 64 bytes) and versioned (`v1:...`).
 
 A button lives as long as the message that carries it, so every payload names its version;
-a payload this code no longer understands parses to None and gets a polite answer.
+a payload no pattern here matches (another version, a forged one) gets a polite answer.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
@@ -19,13 +18,16 @@ VERSION = "v1"
 MAX_CALLBACK_BYTES = 64
 BUTTON_LABEL_LIMIT = 40  # characters; Telegram shows little more on a phone
 
-Action = Literal["sub", "unsub", "bc_ok", "bc_no"]
-
-
-@dataclass(frozen=True)
-class Callback:
-    action: Action
-    argument: str  # catalogue key, subscription id or broadcast id
+# one pattern per kind of button, each registered with its own CallbackQueryHandler; numbers
+# are ASCII digits that fit a 64-bit column, so int() of a match never fails; \Z because
+# PTB matches from the start only
+_ID = r"([0-9]{1,18})"
+SUBSCRIBE = re.compile(rf"{VERSION}:sub:([a-z0-9_-]{{1,40}})\Z")
+UNSUBSCRIBE = re.compile(rf"{VERSION}:unsub:{_ID}\Z")
+BROADCAST = re.compile(rf"{VERSION}:bc:(ok|no):{_ID}\Z")
+STOP = re.compile(rf"{VERSION}:stop:(ok|no)\Z")
+MANAGE = re.compile(rf"{VERSION}:manage\Z")  # bot.digest.compose.manage_markup sends it
+TIMEZONE = re.compile(rf"{VERSION}:tz:([A-Za-z0-9_+\-/]{{1,56}})\Z")
 
 
 def _pack(*parts: str) -> str | None:
@@ -45,23 +47,12 @@ def broadcast_data(confirm: bool, broadcast_id: int) -> str | None:
     return _pack("bc", "ok" if confirm else "no", str(broadcast_id))
 
 
-def parse_callback(data: str | None) -> Callback | None:
-    """The button's meaning, or None for data of another version or shape."""
-    if not data:
-        return None
-    parts = data.split(":")
-    if parts[0] != VERSION or len(parts) < 3:
-        return None
-    if parts[1] == "sub" and len(parts) == 3 and parts[2]:
-        return Callback("sub", parts[2])
-    if parts[1] == "unsub" and len(parts) == 3 and parts[2].isdigit():
-        return Callback("unsub", parts[2])
-    if parts[1] == "bc" and len(parts) == 4 and parts[3].isdigit():
-        if parts[2] == "ok":
-            return Callback("bc_ok", parts[3])
-        if parts[2] == "no":
-            return Callback("bc_no", parts[3])
-    return None
+def stop_data(confirm: bool) -> str:
+    return f"{VERSION}:stop:{'ok' if confirm else 'no'}"
+
+
+def timezone_data(zone: str) -> str | None:
+    return _pack("tz", zone)
 
 
 def _short(label: str) -> str:
@@ -107,3 +98,28 @@ def broadcast_keyboard(lang: str, broadcast_id: int) -> InlineKeyboardMarkup:
             ]
         ]
     )
+
+
+def stop_keyboard(lang: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    t_plain(lang, "button_stop_confirm"), callback_data=stop_data(True)
+                ),
+                InlineKeyboardButton(
+                    t_plain(lang, "button_cancel"), callback_data=stop_data(False)
+                ),
+            ]
+        ]
+    )
+
+
+def timezone_keyboard(zones: Sequence[str]) -> InlineKeyboardMarkup:
+    """One button per zone, one to a row."""
+    rows = [
+        [InlineKeyboardButton(zone.replace("_", " "), callback_data=data)]
+        for zone in zones
+        if (data := timezone_data(zone)) is not None
+    ]
+    return InlineKeyboardMarkup(rows)

@@ -63,7 +63,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
@@ -1806,7 +1806,37 @@ class BotAPIDouble:
         scope = params.get("scope") or {"type": "default"}
         return json.dumps(scope, sort_keys=True), str(params.get("language_code") or "")
 
+    # BotCommandScope*: the type and the fields each one requires
+    _COMMAND_SCOPES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "default": (),
+        "all_private_chats": (),
+        "all_group_chats": (),
+        "all_chat_administrators": (),
+        "chat": ("chat_id",),
+        "chat_administrators": ("chat_id",),
+        "chat_member": ("chat_id", "user_id"),
+    }
+
+    def _check_command_scope(self, params: dict[str, Any]) -> None:
+        """As Telegram: an unknown scope type is a parse error; a chat scope needs a chat the
+        bot can reach (a user who never started it is "chat not found" with require_start)."""
+        scope = params.get("scope")
+        if scope is None:
+            return
+        if not isinstance(scope, dict) or scope.get("type") not in self._COMMAND_SCOPES:
+            raise bad_request("can't parse BotCommandScope JSON object")
+        for name in self._COMMAND_SCOPES[scope["type"]]:
+            if name not in scope:
+                raise bad_request(f'field "{name}" must be of type Integer')
+        if "chat_id" in scope:
+            chat_id = self._resolve_chat(scope["chat_id"], for_sending=False)
+            if self.require_start and chat_id not in self._chats:
+                raise bad_request("chat not found")
+            if scope["type"] == "chat_member" and chat_id > 0:
+                raise bad_request("chat_member scope is for groups and supergroups only")
+
     async def _set_my_commands(self, params: dict[str, Any]) -> bool:
+        self._check_command_scope(params)
         commands = params["commands"]
         if not isinstance(commands, list) or len(commands) > 100:
             raise bad_request("can't parse commands JSON object")
@@ -1823,6 +1853,7 @@ class BotAPIDouble:
         return True
 
     async def _get_my_commands(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        self._check_command_scope(params)
         return self.commands.get(self._commands_key(params), [])
 
     async def _set_chat_menu_button(self, params: dict[str, Any]) -> bool:
@@ -1846,6 +1877,7 @@ class BotAPIDouble:
         return self.menu_buttons.get(key) or self.menu_buttons.get(None) or {"type": "default"}
 
     async def _delete_my_commands(self, params: dict[str, Any]) -> bool:
+        self._check_command_scope(params)
         self.commands.pop(self._commands_key(params), None)
         return True
 

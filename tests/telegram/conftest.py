@@ -88,6 +88,16 @@ class Bot:
         await self.api.wait_for(lambda: len(self.api.callback_answers) > before)
         return self.api.callback_answers[before]
 
+    async def stop(self, chat_id: int, *, user_id: int | None = None, **kwargs: Any) -> str:
+        """/stop, then Confirm: the bot's last word."""
+        question = await self.say(chat_id, "/stop", user_id=user_id, **kwargs)
+        assert question.reply_markup is not None, question.text
+        before = len(self.api.messages_to(chat_id))
+        presser = user_id if user_id is not None else chat_id
+        answer = await self.press(chat_id, presser, "v1:stop:ok", question.message_id)
+        assert answer.text is not None
+        return (await self.api.wait_for_message(chat_id, count=before + 1))[before].text
+
     async def settle(self, chat_id: int) -> None:
         """Waits until every update pushed so far is handled (a /help round trip)."""
         await self.say(chat_id, "/help")

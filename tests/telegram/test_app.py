@@ -16,7 +16,7 @@ from tests.telegram.conftest import GROUP_ID, USER_ID, Bot, make_settings, start
 async def test_the_bot_answers_when_the_server_lacks_set_my_commands(
     api: BotAPIDouble, sessions: SessionFactory, sqlite_url: str
 ) -> None:
-    api.fail_next("setMyCommands", status=404, description="Not Found", times=2)
+    api.fail_next("setMyCommands", status=404, description="Not Found", times=4)
     stop = asyncio.Event()
     task = await start_bot(make_settings(api, sqlite_url), sessions, stop)
     try:

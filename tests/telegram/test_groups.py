@@ -44,7 +44,7 @@ async def test_administrators_and_the_creator_may_change_a_group(bot: Bot) -> No
     reply = await bot.say(GROUP_ID, "/subscribe customs", user_id=USER_ID, chat_type="supergroup")
     assert reply.text.startswith("Following Customs")
     reply = await bot.say(GROUP_ID, "/time 09:30", user_id=OTHER_USER_ID, chat_type="supergroup")
-    assert reply.text.startswith("Digest time set to 09:30")
+    assert reply.text.startswith("Digest every day at 09:30")
     assert len(await bot.subscriptions(GROUP_ID)) == 1
 
 

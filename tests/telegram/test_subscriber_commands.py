@@ -11,7 +11,7 @@ from bot.subscriptions import subscribe
 from bot.telegram.app import SUBSCRIBER_COMMANDS
 from tests.telegram.conftest import ADMIN_ID, USER_ID, Bot
 
-COMMANDS = [name for name, _ in SUBSCRIBER_COMMANDS]
+COMMANDS = list(SUBSCRIBER_COMMANDS)
 
 
 def button_data(reply_markup: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -185,18 +185,36 @@ async def test_buttons_of_unknown_versions_get_a_polite_answer(bot: Bot) -> None
 
 
 async def test_time_accepts_the_usual_spellings(bot: Bot) -> None:
-    reply = await bot.say(USER_ID, "/time 7:30")
-    assert reply.text.startswith("Digest time set to 07:30 (Asia/Hong_Kong).")
-    assert (await bot.say(USER_ID, "/time 0915")).text.startswith("Digest time set to 09:15")
-    assert (await bot.say(USER_ID, "/time 8")).text.startswith("Digest time set to 08:00")
-    chat = await bot.chat(USER_ID)
-    assert chat is not None and chat.digest_time.strftime("%H:%M") == "08:00"
+    for typed, expected in (
+        ("7:30", "07:30"),
+        ("0915", "09:15"),
+        ("8", "08:00"),
+        ("7pm", "19:00"),
+        ("7.30", "07:30"),
+        ("0730", "07:30"),
+        ("7:45 PM", "19:45"),
+        ("12am", "00:00"),
+    ):
+        reply = await bot.say(USER_ID, f"/time {typed}")
+        assert reply.text.startswith(f"Digest every day at {expected} (Asia/Hong_Kong)."), typed
+        chat = await bot.chat(USER_ID)
+        assert chat is not None and chat.digest_time.strftime("%H:%M") == expected
+
+
+async def test_time_replies_in_one_line_that_names_the_setting_once(bot: Bot) -> None:
+    reply = await bot.say(USER_ID, "/time 07:30")
+    assert "\n" not in reply.text
+    assert reply.text.count("07:30") == 2  # the daily time, and the next digest's
+    assert reply.text.count("Asia/Hong_Kong") == 1
+    assert reply.text.startswith("Digest every day at 07:30 (Asia/Hong_Kong). Next digest: ")
 
 
 async def test_time_rejects_what_is_not_a_time(bot: Bot) -> None:
     await bot.say(USER_ID, "/time 06:45")
     bad = await bot.say(USER_ID, "/time 25:99")
-    assert bad.text == "25:99 is not a time; use 24-hour HH:MM, e.g. /time 08:00"
+    assert bad.text == "25:99 is not a time; use HH:MM, e.g. /time 08:00 or /time 7pm"
+    assert (await bot.say(USER_ID, "/time 13pm")).text.startswith("13pm is not a time")
+    assert (await bot.say(USER_ID, "/time ²")).text.startswith("² is not a time")
     assert (await bot.say(USER_ID, "/time")).text == "Send a time, e.g. /time 08:00"
     chat = await bot.chat(USER_ID)
     assert chat is not None and chat.digest_time.strftime("%H:%M") == "06:45"
@@ -204,21 +222,50 @@ async def test_time_rejects_what_is_not_a_time(bot: Bot) -> None:
 
 async def test_timezone_is_an_iana_name_found_case_insensitively(bot: Bot) -> None:
     reply = await bot.say(USER_ID, "/timezone europe/london")
-    assert reply.text.startswith("Timezone set to Europe/London.")
+    assert reply.text.startswith("Digest every day at 08:00 (Europe/London).")
     bad = await bot.say(USER_ID, "/timezone Mars/Olympus")
     assert bad.text == (
-        "Mars/Olympus is not a timezone I know; use AREA/CITY, e.g. /timezone Asia/Hong_Kong"
+        "Mars/Olympus is not a timezone I know; send a city or AREA/CITY, "
+        "e.g. /timezone London or /timezone Asia/Hong_Kong"
     )
     chat = await bot.chat(USER_ID)
     assert chat is not None and chat.timezone == "Europe/London"
 
 
+async def test_timezone_finds_a_city_in_english_or_chinese(bot: Bot) -> None:
+    for typed, zone in (
+        ("London", "Europe/London"),
+        ("hong kong", "Asia/Hong_Kong"),
+        ("NEW YORK", "America/New_York"),
+        ("香港", "Asia/Hong_Kong"),
+        ("倫敦", "Europe/London"),
+    ):
+        reply = await bot.say(USER_ID, f"/timezone {typed}")
+        assert f"({zone})" in reply.text, typed
+        chat = await bot.chat(USER_ID)
+        assert chat is not None and chat.timezone == zone
+
+
+async def test_timezone_offers_the_closest_zones_as_buttons(bot: Bot) -> None:
+    reply = await bot.say(USER_ID, "/timezone Londn")
+    assert reply.text == "Londn could be one of these timezones; tap yours:"
+    buttons = button_data(reply.reply_markup)
+    assert ("Europe/London", "v1:tz:Europe/London") in buttons
+    chat = await bot.chat(USER_ID)
+    assert chat is not None and chat.timezone == "Asia/Hong_Kong"  # nothing changed yet
+    answer = await bot.press(USER_ID, USER_ID, "v1:tz:Europe/London", reply.message_id)
+    assert answer.text == "Timezone: Europe/London"
+    chat = await bot.chat(USER_ID)
+    assert chat is not None and chat.timezone == "Europe/London"
+    forged = await bot.press(USER_ID, USER_ID, "v1:tz:Mars/Olympus", reply.message_id)
+    assert forged.text == "This button is out of date; send /list to see what is current."
+
+
 async def test_frequency_daily_weekly_instant(bot: Bot) -> None:
     weekly = await bot.say(USER_ID, "/frequency weekly")
-    assert weekly.text.startswith("You will get one digest a week.")
-    assert "Digest every" in weekly.text
+    assert weekly.text.startswith("Digest every ")
     instant = await bot.say(USER_ID, "/frequency instant")
-    assert instant.text.startswith("You will get each match as it arrives.")
+    assert instant.text == "Each match is sent as it arrives."  # no timezone: it plays no part
     chat = await bot.chat(USER_ID)
     assert chat is not None and chat.frequency == "instant" and chat.next_digest_at is None
     bad = await bot.say(USER_ID, "/frequency hourly")
@@ -277,11 +324,12 @@ async def test_digest_now_sends_what_matched(bot: Bot) -> None:
     async with bot.sessions() as s:
         topic = (await s.exec(select(Topic))).one()
     await bot.add_release("Customs seizes smuggled cigarettes", topic_query=topic.query)
-    before = len(bot.api.messages_to(USER_ID))
-    reply = await bot.say(USER_ID, "/digest")
-    assert reply.text.startswith("Your digest is on its way: 1 releases since")
-    messages = await bot.api.wait_for_message(USER_ID, count=before + 2)
-    assert any("Customs seizes smuggled cigarettes" in m.text for m in messages[before:])
+    reply = await bot.say(USER_ID, "/digest")  # the answer is the digest itself
+    assert reply.text.startswith("📰 Press digest")
+    assert "1 new release\n" in reply.text
+    assert "Customs seizes smuggled cigarettes" in reply.text
+    await bot.settle(USER_ID)
+    assert not any("on its way" in m.text for m in bot.api.messages_to(USER_ID))
 
 
 async def test_stop_forgets_the_chat_and_everything_about_it(bot: Bot) -> None:
@@ -298,8 +346,7 @@ async def test_stop_forgets_the_chat_and_everything_about_it(bot: Bot) -> None:
             )
         )
         await s.commit()
-    reply = await bot.say(USER_ID, "/stop")
-    assert reply.text.startswith("Done: I forgot this chat")
+    assert (await bot.stop(USER_ID)).startswith("Done: I forgot this chat")
     async with bot.sessions() as s:
         assert (await s.exec(select(Chat))).all() == []
         assert (await s.exec(select(Subscription))).all() == []
@@ -314,7 +361,11 @@ async def test_unknown_commands_and_plain_text_get_one_line(bot: Bot) -> None:
 
 
 async def test_commands_are_registered_in_english_and_chinese(bot: Bot) -> None:
-    by_language = {language: commands for (_, language), commands in bot.api.commands.items()}
+    by_language = {
+        language: commands
+        for (scope, language), commands in bot.api.commands.items()
+        if scope == '{"type": "default"}'
+    }
     english, chinese = by_language[""], by_language["zh"]
     assert [c["command"] for c in english] == COMMANDS
     assert [c["command"] for c in chinese] == COMMANDS
@@ -322,7 +373,7 @@ async def test_commands_are_registered_in_english_and_chinese(bot: Bot) -> None:
 
 
 async def test_a_failure_is_answered_not_silent(bot: Bot, monkeypatch) -> None:
-    import bot.telegram.handlers as handlers
+    import bot.telegram.commands.topics as handlers
 
     async def broken(*args, **kwargs):
         raise RuntimeError("database on fire")

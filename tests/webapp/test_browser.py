@@ -7,7 +7,7 @@ import re
 from playwright.async_api import expect
 
 from bot.subscriptions import list_followed, register_chat, subscribe
-from bot.telegram.handlers import schedule_lines
+from bot.telegram.common import schedule_lines
 from tests.webapp.browser import open_page
 from tests.webapp.conftest import USER_ID, MiniAppServer
 from tests.webapp.signing import OTHER_BOT_TOKEN, signed_init_data

@@ -16,12 +16,16 @@ from bot.delivery.html import escape
 from bot.i18n import t, t_plain
 from bot.models import BroadcastState, Chat
 from bot.telegram import keyboards
-from bot.telegram.handlers import (
+from bot.telegram.common import (
     MESSAGE_BUDGET,
+    callback_match,
     command_argument,
     current_chat,
     deps,
+    drop_buttons,
     local_time,
+    message_of,
+    parse_number,
     send,
     send_in_parts,
     shown,
@@ -51,7 +55,7 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     chat = await admin_chat(update, context)
     if chat is None:
         return
-    text = render_stats_text(await collect_stats(deps(context).sessions))
+    text = render_stats_text(await collect_stats(deps(context).sessions), chat.language)
     # one <pre> per message, split between lines, so that each part is valid HTML on its own
     parts: list[list[str]] = [[]]
     size = 0
@@ -125,7 +129,7 @@ async def addfeed_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     elif report.status == "not_modified" or report.new == 0:
         text = t(lang, "addfeed_not_modified", url=report.url)
     else:
-        text = t(lang, "addfeed_ok", url=report.url, new=report.new)
+        text = t(lang, "addfeed_ok", url=report.url, count=report.new)
     await send(update, context, text)
 
 
@@ -142,8 +146,8 @@ async def removefeed_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     sessions = deps(context).sessions
     feeds = await list_feeds(sessions)
-    number = int(value) if value.isascii() and value.isdigit() else 0
-    if not 1 <= number <= len(feeds):
+    number = parse_number(value)
+    if number is None or not 1 <= number <= len(feeds):
         await send(update, context, t(lang, "removefeed_not_found", value=shown(value)))
         return
     feed = feeds[number - 1]
@@ -191,28 +195,28 @@ async def broadcast_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         await send(update, context, t(lang, "broadcast_bad_html", error=shown(exc.message)))
 
 
-async def broadcast_button(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, callback: keyboards.Callback
-) -> None:
+async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Confirm or Cancel under a broadcast preview: admins only."""
     from bot.delivery.broadcast import cancel_broadcast, confirm_broadcast
 
     query = update.callback_query
-    assert query is not None
+    match = callback_match(update, keyboards.BROADCAST)
+    assert query is not None and match is not None
     chat = await current_chat(update, context)
     lang = chat.language
     if query.from_user.id not in deps(context).settings.admin_ids:
         await query.answer(t_plain(lang, "button_admins_only_broadcast"), show_alert=True)
         return
     sessions = deps(context).sessions
-    broadcast_id = int(callback.argument)
-    message = query.message if isinstance(query.message, Message) else None
-    if callback.action == "bc_no":
+    broadcast_id = int(match[2])
+    message = message_of(update)
+    if match[1] == "no":
         cancelled = await cancel_broadcast(sessions, broadcast_id)
         if cancelled is None or cancelled.state != BroadcastState.cancelled:
             await query.answer(t_plain(lang, "button_broadcast_stale"))
             return
         await query.answer(t_plain(lang, "button_broadcast_cancelled"))
-        await _drop_buttons(query.message)
+        await drop_buttons(message)
         await send(update, context, t(lang, "broadcast_cancelled", id=broadcast_id))
         return
     try:
@@ -227,23 +231,13 @@ async def broadcast_button(
     confirmed = confirmation.broadcast
     d = deps(context)
     d.wake_sender()
-    await query.answer(t_plain(lang, "button_broadcast_queued", total=confirmed.total))
-    await _drop_buttons(message)
+    await query.answer(t_plain(lang, "button_broadcast_queued", count=confirmed.total))
+    await drop_buttons(message)
     progress = await send(
-        update, context, t(lang, "broadcast_queued", id=broadcast_id, total=confirmed.total)
+        update, context, t(lang, "broadcast_queued", id=broadcast_id, count=confirmed.total)
     )
     if progress is not None:
         d.start_background(_follow_broadcast(context, progress, broadcast_id, lang))
-
-
-async def _drop_buttons(message: object) -> None:
-    """The preview without its buttons (editMessageText: see handlers.button)."""
-    if not isinstance(message, Message) or not message.text:
-        return
-    try:
-        await message.edit_text(message.text_html, reply_markup=None)
-    except TelegramError as exc:  # an old message; the buttons answer politely anyway
-        log.info("could not remove the broadcast buttons: %s", exc)
 
 
 async def _follow_broadcast(

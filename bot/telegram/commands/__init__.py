@@ -1,0 +1,1 @@
+"""One module per group of commands, each with its buttons; bot.telegram.app registers them."""
