@@ -182,6 +182,7 @@ class SentMessage:
     entities: list[dict[str, Any]] = field(default_factory=list)
     disable_notification: bool = False
     method: str = "sendMessage"
+    paid_broadcast: bool = False  # sent with allow_paid_broadcast
 
 
 @dataclass
@@ -1906,6 +1907,7 @@ class BotAPIDouble:
                 at=self._clock(),
                 entities=entities,
                 disable_notification=bool(params.get("disable_notification")),
+                paid_broadcast=bool(params.get("allow_paid_broadcast")),
             )
         )
         return message
