@@ -62,3 +62,34 @@ async def test_healthz_reports_the_roles_of_the_process(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 15)
     assert process.returncode == 0, err.decode()
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+BOT = Path(__file__).resolve().parents[1] / "bot"
+
+
+def test_only_the_telegram_transport_imports_telegram_in_delivery() -> None:
+    importers = {
+        path.name
+        for path in (BOT / "delivery").glob("*.py")
+        if any(name == "telegram" or name.startswith("telegram.") for name in _imports(path))
+    }
+    assert importers == {"telegram_transport.py"}
+
+
+def test_delivery_does_not_import_digest_nor_the_telegram_layer() -> None:
+    # digest queues into the outbox; delivery importing digest back would be a cycle
+    for path in (BOT / "delivery").glob("*.py"):
+        upward = {n for n in _imports(path) if n.startswith(("bot.digest", "bot.telegram"))}
+        assert not upward, f"{path.name} imports {upward}"
