@@ -33,6 +33,7 @@ from bot.db import SessionFactory, create_engine, session_factory
 from bot.delivery.broadcast import queue_broadcast
 from bot.delivery.outbox import CHAT, OutboxRow, enqueue_many, queue_counts
 from bot.delivery.sender import DeliveryLimits, Sender
+from bot.delivery.telegram_transport import TelegramTransport
 from bot.models import MessageKind, utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +120,7 @@ async def throughput(url: str, chats: int, **tuning: Any) -> dict[str, object]:
         limits = DeliveryLimits(**{"send_rate": 100_000, "concurrency": 12, **tuning})
         bot = _telegram_bot(base_url, token, limits.workers + 4)
         async with bot:
-            sender = Sender(sessions, bot, Settings(), limits=limits)
+            sender = Sender(sessions, TelegramTransport(bot), Settings(), limits=limits)
             started = time.perf_counter()
             stats = await sender.drain(timeout=300)
             elapsed = time.perf_counter() - started
@@ -151,7 +152,9 @@ async def flood_limited(messages: int) -> dict[str, object]:
         async with BotAPIDouble(flood_limits=True) as api:
             limits = DeliveryLimits(send_rate=30)
             async with _telegram_bot(api.base_url, api.token, limits.workers + 4) as bot:
-                sender = Sender(sessions, bot, Settings(send_rate=30), limits=limits)
+                sender = Sender(
+                    sessions, TelegramTransport(bot), Settings(send_rate=30), limits=limits
+                )
                 started = time.perf_counter()
                 stats = await sender.drain(timeout=300)
                 elapsed = time.perf_counter() - started
@@ -182,7 +185,7 @@ async def _broadcast_memory(chats: int, slice_size: int) -> None:
         try:
             limits = DeliveryLimits(send_rate=100_000, concurrency=12)
             async with _telegram_bot(base_url, token, limits.workers + 4) as bot:
-                sender = Sender(sessions, bot, Settings(), limits=limits)
+                sender = Sender(sessions, TelegramTransport(bot), Settings(), limits=limits)
                 stop = asyncio.Event()
                 task = asyncio.create_task(sender.run(stop))
                 while sender.stats.sent < slice_size:  # noqa: ASYNC110  (polls a counter)

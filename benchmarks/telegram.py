@@ -25,7 +25,7 @@ from sqlmodel import SQLModel
 
 from bot.config import Settings
 from bot.db import SessionFactory, create_engine, session_factory
-from bot.telegram.app import serve
+from bot.runtime import serve
 from tests.doubles.telegram_api import BotAPIDouble
 
 TOPICS = ("customs", "typhoon", '"national security"', "e-commerce", "lighthouse", "harbour")

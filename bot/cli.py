@@ -47,7 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.add_parser("run", help="migrate, then run the bot until SIGINT/SIGTERM")
+    run = sub.add_parser("run", help="migrate, then run the bot until SIGINT/SIGTERM")
+    run.add_argument(
+        "--role",
+        default="all",
+        metavar="ROLES",
+        help="comma-separated: updates, poller, scheduler, sender; all (the default) is all four",
+    )
     sub.add_parser("migrate", help="apply pending database migrations")
     poll = sub.add_parser("poll", help="poll every feed once now")
     poll.add_argument("--json", action="store_true", help="print a JSON array and nothing else")
@@ -126,7 +132,7 @@ async def cmd_preview(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_send_digests(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.delivery.cli import send_digests
+    from bot.runtime import send_digests
 
     async def job(sessions: SessionFactory) -> int:
         summary = await send_digests(sessions, settings, force=args.now)
@@ -167,11 +173,15 @@ async def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
     return await _with_database(settings, job)
 
 
-def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
-    settings.token  # noqa: B018  (ConfigError, exit 2, before anything starts)
-    from bot.telegram.app import run_bot
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.runtime import parse_roles, run
 
-    return run_bot(settings)
+    try:
+        roles = parse_roles(args.role)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    settings.token  # noqa: B018  (ConfigError, exit 2, before anything starts)
+    return run(settings, roles)
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {

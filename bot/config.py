@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     poll_interval: int = Field(300, ge=10)
     default_timezone: str = "Asia/Hong_Kong"
     default_digest_time: str = "08:00"
-    send_rate: float = Field(25, gt=0)
+    send_rate: float = Field(25, gt=0)  # the whole deployment's, shared by every sender
+    paid_broadcast: bool = False  # broadcasts with allow_paid_broadcast (paid in Stars)
+    paid_send_rate: float = Field(1000, gt=0)
     log_level: str = "INFO"
     log_format: str = "text"  # or json: one object a line
     # one HTTP server in each `run` process (GET /healthz); port 0 turns it off
@@ -80,6 +82,9 @@ class Settings(BaseSettings):
     fetch_timeout: float = Field(30.0, gt=0)
     max_feed_bytes: int = Field(10 * 1024 * 1024, gt=0)
     fetch_concurrency: int = Field(8, ge=1)
+    # seconds a sender's claim lasts unless renewed (every lease/4): a killed sender's
+    # messages go out again after at most this long
+    send_lease: float = Field(20.0, ge=1)
 
     @field_validator("feeds", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # inside the package: an installed wheel has no alembic/ folder beside it
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATE_LOCK = 7_305_431_911  # pg_advisory_xact_lock key: one migration at a time
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -142,6 +143,8 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     """`alembic upgrade` on this engine, from inside a running event loop."""
     await check_reachable(engine)
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # processes starting together migrate in turn
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
         await conn.run_sync(_upgrade, revision)
 
 

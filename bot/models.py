@@ -271,3 +271,16 @@ class ReceivedUpdate(SQLModel, table=True):
 
     update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     received_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class SendRate(SQLModel, table=True):
+    """A sending rate every sender process shares (SEND_RATE, PAID_SEND_RATE): who is next.
+
+    Slots are 1/rate apart; a sender takes a few at once by moving `next_slot_at` forward in
+    one UPDATE, so the deployment as a whole stays under the rate however many senders run.
+    """
+
+    __tablename__ = "send_rate"
+
+    name: str = Field(primary_key=True, max_length=16)
+    next_slot_at: float = 0.0  # Unix time of the first slot no sender has taken yet

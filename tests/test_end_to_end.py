@@ -16,6 +16,7 @@ import pytest
 from bot.config import Settings
 from bot.db import SessionFactory
 from bot.delivery.sender import DeliveryLimits, Sender
+from bot.delivery.telegram_transport import TelegramTransport
 from bot.digest.service import queue_due_digests
 from bot.feeds.poller import poll_all_feeds, sync_configured_feeds
 from bot.models import utcnow
@@ -89,7 +90,9 @@ async def test_each_follower_gets_exactly_one_valid_digest_of_what_is_new(
 
         assert await queue_due_digests(any_sessions, force=True) == CHATS
         async with api.ptb_bot() as bot:
-            sender = Sender(any_sessions, bot, settings, limits=DeliveryLimits(send_rate=400))
+            sender = Sender(
+                any_sessions, TelegramTransport(bot), settings, limits=DeliveryLimits(send_rate=400)
+            )
             stats = await sender.drain(timeout=120)
         assert stats.sent == CHATS and stats.failed == 0
 
@@ -169,7 +172,9 @@ async def test_a_feed_that_starts_empty_brings_its_first_releases_to_earlier_fol
 
         assert await queue_due_digests(any_sessions, force=True) == 1
         async with api.ptb_bot() as bot:
-            sender = Sender(any_sessions, bot, settings, limits=DeliveryLimits(send_rate=400))
+            sender = Sender(
+                any_sessions, TelegramTransport(bot), settings, limits=DeliveryLimits(send_rate=400)
+            )
             stats = await sender.drain(timeout=30)
         assert stats.sent == 1 and stats.failed == 0
         [digest] = api.messages_to(4242)

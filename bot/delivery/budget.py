@@ -7,8 +7,9 @@ both take their turns from one `SendBudget` and together stay under:
   group (negative chat ids) in any 60 s;
 - after a 429 for the flood limit (`pause`), nobody's turn comes before its retry_after.
 
-Kept in memory on the event loop's clock: several processes share SEND_RATE by each taking
-Telegram's limit / N, and the sender keeps its own per-chat pacing in the database.
+Kept in memory on the event loop's clock, for one process; the sender also draws on the
+deployment's SEND_RATE, shared by every process (bot.delivery.rate), and keeps its per-chat
+pacing in the database.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ PRUNE_AT = 4096  # chats remembered before those whose turn has passed are forgo
 
 
 class BudgetLimits(Protocol):
-    """The limits a budget is made from (bot.delivery.sender.DeliveryLimits has them)."""
+    """The limits a budget is made from (bot.delivery.limits.DeliveryLimits has them)."""
 
     @property
     def send_rate(self) -> float: ...
@@ -69,6 +70,13 @@ class SendBudget:
         """No turn for the chat sooner than `seconds` from now (a group's 429; a late send)."""
         until = self._now() + seconds
         self._chat_free_at[chat_id] = max(self._chat_free_at.get(chat_id, 0.0), until)
+
+    async def wait_unpaused(self) -> None:
+        """Waits out a flood pause, taking no slot (paid broadcasts have a rate of their own)."""
+        delay = self._paused_until - self._now()
+        while delay > 0:  # a 429 during the wait may extend the pause
+            await asyncio.sleep(delay)
+            delay = self._paused_until - self._now()
 
     async def take(self) -> None:
         """Waits for the next global slot (and for any pause)."""

@@ -1,8 +1,7 @@
-"""The Telegram front door: builds the Application, and runs the whole bot (`press-digest run`).
+"""The Telegram front door: builds the Application and runs the `updates` role.
 
-`serve()` runs everything on one event loop until `stop` is set: long polling for updates,
-the feed poller tick, the digest tick and the sender. `run_bot()` adds migrations, FEEDS
-and SIGINT/SIGTERM handling around it.
+`build_application()` wires every handler; `start_updates()` / `stop_updates()` start and
+stop long polling. The process (ticks, the sender, the HTTP server) is bot.runtime's.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import signal
-import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,7 +25,7 @@ from telegram import (
     WebAppInfo,
 )
 from telegram.constants import ParseMode
-from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -40,26 +37,21 @@ from telegram.ext import (
     filters,
 )
 
-from bot.config import ConfigError, Settings
-from bot.db import DatabaseUnreachable, SessionFactory, migrate, open_database
+from bot.config import Settings
+from bot.db import SessionFactory
 from bot.delivery.budget import SendBudget
-from bot.delivery.sender import DeliveryLimits
-from bot.http import WebhookInbox, http_server
+from bot.delivery.limits import DeliveryLimits
+from bot.http import WebhookInbox
 from bot.i18n import t_plain
 from bot.received_updates import first_delivery
 from bot.telegram import keyboards
 from bot.telegram.commands import admin, chat, schedule, topics
-from bot.telegram.common import BotDeps, deps
+from bot.telegram.common import BotDeps
 from bot.telegram.rate_limit import BudgetRateLimiter
 from bot.telegram.updates import ChatOrderedUpdateProcessor
 
 log = logging.getLogger(__name__)
 
-POLL_TICK_SECONDS = 15.0  # the poller claims only the feeds that are due
-DIGEST_TICK_SECONDS = 30.0
-# a tick that missed its moment (a busy loop) still runs once, not once per missed moment
-JOB_KWARGS = {"misfire_grace_time": 60, "coalesce": True, "max_instances": 1}
-SENDER_STOP_TIMEOUT = 8.0  # with the updater's, inside SIGTERM's 10 s
 UPDATER_STOP_TIMEOUT = 4.0
 # what the handlers use; anything else would only cost traffic
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
@@ -190,103 +182,33 @@ async def register_commands(app: Application) -> None:  # type: ignore[type-arg]
             log.warning("setChatMenuButton failed: %s", exc)
 
 
-async def _poll_feeds_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
-    from bot.feeds.poller import poll_due_feeds
-
-    d = deps(context)
-    try:
-        reports = await poll_due_feeds(d.sessions, d.settings)
-    except Exception:
-        log.exception("feed poll tick failed")
-        return
-    if any(report.new for report in reports):
-        d.wake_sender()  # instant alerts may have been queued
-
-
-async def _digest_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
-    from bot.digest.service import queue_due_digests
-
-    d = deps(context)
-    try:
-        queued = await queue_due_digests(d.sessions)
-    except Exception:
-        log.exception("digest tick failed")
-        return
-    if queued:
-        d.wake_sender()
-
-
-async def serve(
-    settings: Settings,
-    sessions: SessionFactory,
-    stop: asyncio.Event,
-    *,
+async def start_updates(
+    app: Application,  # type: ignore[type-arg]
     poll_timeout: int = 30,
-    poll_tick: float = POLL_TICK_SECONDS,
-    digest_tick: float = DIGEST_TICK_SECONDS,
-    progress_interval: float = 3.0,
-    started: asyncio.Event | None = None,
-    limits: DeliveryLimits | None = None,
+    *,
+    sessions: SessionFactory | None = None,
     webhook: WebhookInbox | None = None,
 ) -> None:
-    """Runs the bot (updates, poller tick, digest tick, sender) until `stop` is set.
+    """The `updates` role on an initialised `app`: the command menu, handlers, and updates by
+    long polling or, with `webhook` (and `sessions` for its dedup), by webhook."""
+    await register_commands(app)
+    await app.start()
+    await start_receiving(app, sessions, webhook, poll_timeout)
+    log.info("bot @%s is receiving updates", app.bot.username)
 
-    Updates come by long polling, or through `webhook` (the HTTP server's webhook path).
 
-    `limits` are Telegram's unless given (tests shrink them); replies and the sender share
-    one budget made from them.
-    """
-    from bot.delivery.sender import Sender
-
-    limits = limits or DeliveryLimits.from_settings(settings)
-    budget = SendBudget.for_limits(limits)
-    app = build_application(settings, sessions, budget)
-    d: BotDeps = app.bot_data["deps"]
-    d.progress_interval = progress_interval
-    sender_stop = asyncio.Event()
-    sender_task: asyncio.Task[None] | None = None
-    async with app:
-        await register_commands(app)
-        await app.start()
-        try:
-            d.sender = Sender(sessions, app.bot, settings, limits=limits, budget=budget)
-            sender_task = asyncio.create_task(d.sender.run(sender_stop), name="sender")
-            job_queue = app.job_queue
-            assert job_queue is not None, "python-telegram-bot[job-queue] is required"
-            job_queue.run_repeating(
-                _poll_feeds_tick,
-                interval=poll_tick,
-                first=1.0,
-                name="poll-feeds",
-                job_kwargs=JOB_KWARGS,
-            )
-            job_queue.run_repeating(
-                _digest_tick,
-                interval=digest_tick,
-                first=min(2.0, digest_tick),
-                name="digests",
-                job_kwargs=JOB_KWARGS,
-            )
-            await start_receiving(app, sessions, webhook, poll_timeout)
-            log.info("bot @%s is running", app.bot.username)
-            if started is not None:
-                started.set()
-            await stop.wait()
-            log.info("stopping")
-        finally:
-            if webhook is not None:
-                webhook.handler = None  # Telegram is told 503 and delivers again later
-            sender_stop.set()  # the sender finishes what it holds while the updater stops
-            for task in list(d.background):
-                task.cancel()
-            await asyncio.gather(_stop_updater(app), _stop_sender(sender_task))
-            if app.running:
-                await app.stop()
+async def stop_updates(app: Application, webhook: WebhookInbox | None = None) -> None:  # type: ignore[type-arg]
+    """Stops receiving (long polling within UPDATER_STOP_TIMEOUT) and the handlers."""
+    if webhook is not None:
+        webhook.handler = None  # Telegram is told 503 and delivers again later
+    await _stop_updater(app)
+    if app.running:
+        await app.stop()
 
 
 async def start_receiving(
     app: Application,  # type: ignore[type-arg]
-    sessions: SessionFactory,
+    sessions: SessionFactory | None,
     webhook: WebhookInbox | None,
     poll_timeout: int = 30,
 ) -> None:
@@ -300,8 +222,11 @@ async def start_receiving(
         )
         return
 
+    assert sessions is not None, "the webhook needs the database to handle each update once"
+    db = sessions
+
     async def hand_over(data: dict[str, Any]) -> None:
-        if await first_delivery(sessions, int(data["update_id"])):
+        if await first_delivery(db, int(data["update_id"])):
             await app.update_queue.put(Update.de_json(data, app.bot))
         else:
             log.info("webhook: update %s was delivered again; handled once", data["update_id"])
@@ -330,75 +255,3 @@ async def _stop_updater(app: Application) -> None:  # type: ignore[type-arg]
         stopping.cancel()
     with contextlib.suppress(asyncio.CancelledError, TelegramError):
         await stopping
-
-
-async def _stop_sender(sender_task: asyncio.Task[None] | None) -> None:
-    if sender_task is None:
-        return
-    try:
-        await asyncio.wait_for(sender_task, SENDER_STOP_TIMEOUT)
-    except (TimeoutError, asyncio.CancelledError):
-        log.warning("the sender did not stop in %ss", SENDER_STOP_TIMEOUT)
-    except Exception:
-        log.exception("the sender failed")
-
-
-async def run_until_signal(settings: Settings) -> int:
-    """Migrations, FEEDS, then the bot until SIGINT or SIGTERM."""
-    from bot.feeds.poller import sync_configured_feeds
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers
-            loop.add_signal_handler(sig, stop.set)
-    async with open_database(settings.database_url) as (engine, sessions):
-        await migrate(engine)
-        await sync_configured_feeds(sessions, settings.feeds)
-        webhook = WebhookInbox.from_settings(settings)
-        async with http_server(
-            sessions, settings.http_host, settings.http_port, settings=settings, webhook=webhook
-        ):
-            await serve(settings, sessions, stop, webhook=webhook)
-    log.info("stopped cleanly")
-    return 0
-
-
-def run_bot(settings: Settings) -> int:
-    """`press-digest run`: 0 after a clean stop; 2 when Telegram rejects the token."""
-    try:
-        return asyncio.run(run_until_signal(settings))
-    except InvalidToken:
-        # PTB's own message quotes the token: say it in our words instead
-        print(
-            "press-digest: the Bot API server rejected BOT_TOKEN; check it with @BotFather",
-            file=sys.stderr,
-        )
-        return 2
-    except ConfigError as exc:  # found only at start: HTTP_PORT taken
-        print(f"press-digest: {exc}", file=sys.stderr)
-        return 2
-    except NetworkError as exc:  # getMe at start could not reach the server
-        print(
-            f"press-digest: cannot reach the Bot API at TELEGRAM_API_URL="
-            f"{settings.telegram_api_url}: {_redacted(str(exc), settings)}",
-            file=sys.stderr,
-        )
-        return 1
-    except DatabaseUnreachable as exc:
-        print(f"press-digest: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        log.debug("the bot failed", exc_info=True)
-        print(
-            f"press-digest: error: {_redacted(f'{type(exc).__name__}: {exc}', settings)}",
-            file=sys.stderr,
-        )
-        return 1
-
-
-def _redacted(text: str, settings: Settings) -> str:
-    from bot.logging import RedactTokenFilter
-
-    secrets = [s.get_secret_value() for s in (settings.bot_token, settings.webhook_secret) if s]
-    return RedactTokenFilter(secrets).redact(text)

@@ -19,7 +19,7 @@ from telegram.ext import BaseRateLimiter
 
 from bot import metrics
 from bot.delivery.budget import SendBudget
-from bot.delivery.sender import _retry_after_seconds
+from bot.delivery.telegram_transport import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class BudgetRateLimiter(BaseRateLimiter[None]):
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 metrics.RETRY_AFTER.inc()
-                wait = _retry_after_seconds(exc)
+                wait = retry_after_seconds(exc)
                 attempt += 1
                 if attempt > self.max_retries or wait > self.max_retry_wait:
                     log.warning("%s still refused after %d tries: %s", endpoint, attempt, exc)

@@ -11,6 +11,7 @@ from telegram import Bot
 from bot.config import Settings
 from bot.db import SessionFactory
 from bot.delivery.sender import Sender
+from bot.delivery.telegram_transport import TelegramTransport
 from tests.delivery.helpers import limits, make_bot
 from tests.doubles.telegram_api import BotAPIDouble
 
@@ -37,6 +38,8 @@ def make_sender(bot: Bot, settings: Settings) -> Callable[..., Callable[[Session
     """make_sender(**limits)(sessions) -> a Sender on the double with fast test limits."""
 
     def factory(**overrides: Any) -> Callable[[SessionFactory], Sender]:
-        return lambda sessions: Sender(sessions, bot, settings, limits=limits(**overrides))
+        return lambda sessions: Sender(
+            sessions, TelegramTransport(bot), settings, limits=limits(**overrides)
+        )
 
     return factory

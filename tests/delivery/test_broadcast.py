@@ -148,7 +148,7 @@ async def test_press_digest_broadcast_queues_to_every_active_chat(tmp_path, monk
 
 async def test_send_digests_drains_the_outbox_and_sums_it_up(sessions, api):
     from bot.config import Settings
-    from bot.delivery.cli import send_digests
+    from bot.runtime import send_digests
     from tests.delivery.helpers import queue_text
 
     ok, blocked = await add_chats(sessions, [801, 802])

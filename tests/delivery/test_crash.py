@@ -12,10 +12,11 @@ from pathlib import Path
 from sqlmodel import SQLModel
 
 from bot.config import Settings
-from bot.db import create_engine, session_factory
+from bot.db import create_engine, migrate, session_factory
 from bot.delivery.broadcast import broadcast_tally, queue_broadcast
 from bot.delivery.outbox import queue_counts
 from bot.delivery.sender import Sender
+from bot.delivery.telegram_transport import TelegramTransport
 from tests.delivery.helpers import add_chats, limits, make_bot, queue_text
 from tests.doubles.telegram_api import BotAPIDouble
 
@@ -26,8 +27,7 @@ async def test_kill_9_mid_broadcast_loses_nothing_and_resends_at_most_the_in_fli
     db_url, tmp_path
 ):
     engine = create_engine(db_url)
-    async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
+    await migrate(engine)  # the sender process migrates too: it must find nothing to do
     sessions = session_factory(engine)
     await add_chats(sessions, list(range(3000, 3300)))
     broadcast = await queue_broadcast(sessions, "<b>Announcement</b>", created_by=1)
@@ -39,18 +39,18 @@ async def test_kill_9_mid_broadcast_loses_nothing_and_resends_at_most_the_in_fli
             "BOT_TOKEN": api.token,
             "TELEGRAM_API_URL": api.base_url,
             "SEND_RATE": "300",
+            "SEND_LEASE": "2",
             "LOG_LEVEL": "WARNING",
         }
         worker = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot.delivery.worker",
-            "--lease",
-            "2",
-            "--concurrency",
-            "8",
+            "bot",
+            "run",
+            "--role",
+            "sender",
             cwd=tmp_path,
-            env={**env, "PYTHONPATH": str(ROOT)},
+            env={**env, "PYTHONPATH": str(ROOT), "HTTP_PORT": "0", "FEEDS": ""},
             stdout=asyncio.subprocess.PIPE,
         )
         try:
@@ -65,7 +65,9 @@ async def test_kill_9_mid_broadcast_loses_nothing_and_resends_at_most_the_in_fli
         # a new sender, after the dead one's leases ran out
         await asyncio.sleep(2.1)
         async with make_bot(api) as bot:
-            restarted = Sender(sessions, bot, Settings(), limits=limits(lease=2.0))
+            restarted = Sender(
+                sessions, TelegramTransport(bot), Settings(), limits=limits(lease=2.0)
+            )
             await restarted.drain(timeout=60)
 
     received = Counter(m.chat_id for m in api.sent)
@@ -88,7 +90,12 @@ async def test_two_senders_on_postgresql_share_one_queue_and_send_each_message_o
 
     async with BotAPIDouble(latency=0.005) as api, make_bot(api) as one, make_bot(api) as two:
         senders = [
-            Sender(sessions, bot, Settings(), limits=limits(send_rate=300, private_interval=0.3))
+            Sender(
+                sessions,
+                TelegramTransport(bot),
+                Settings(),
+                limits=limits(send_rate=300, private_interval=0.3),
+            )
             for bot in (one, two)
         ]
         stats = await asyncio.gather(*(s.drain(timeout=60) for s in senders))
@@ -113,7 +120,7 @@ async def test_two_senders_on_one_sqlite_file_send_each_message_once(sqlite_url)
 
     async with BotAPIDouble(latency=0.005) as api, make_bot(api) as one, make_bot(api) as two:
         senders = [
-            Sender(s, bot, Settings(), limits=limits(send_rate=300))
+            Sender(s, TelegramTransport(bot), Settings(), limits=limits(send_rate=300))
             for s, bot in zip(sessions, (one, two), strict=True)
         ]
         await asyncio.gather(*(s.drain(timeout=60) for s in senders))

@@ -10,6 +10,7 @@ from itertools import pairwise
 from sqlmodel import select
 
 from bot.delivery.outbox import enqueue, queue_counts
+from bot.delivery.telegram_transport import TelegramTransport
 from bot.models import Chat, MessageKind, MessageState, Subscription, Topic
 from tests.delivery.helpers import add_chats, chat_by_id, outbox, queue_text
 from tests.doubles.telegram_api import BotAPIDouble
@@ -43,7 +44,9 @@ async def test_under_telegram_flood_limits_everyone_gets_it_once_with_few_429s(
         await queue_text(sessions, chats, "<i>digest</i>")
         async with make_bot(api) as bot:
             telegram_limits = limits(send_rate=30, private_interval=1.0)
-            sender = Sender(sessions, bot, Settings(send_rate=30), limits=telegram_limits)
+            sender = Sender(
+                sessions, TelegramTransport(bot), Settings(send_rate=30), limits=telegram_limits
+            )
             started = time.monotonic()
             stats = await sender.drain(timeout=60)
             elapsed = time.monotonic() - started
@@ -65,7 +68,9 @@ async def test_messages_to_one_private_chat_are_a_second_apart(sessions):
             await queue_text(sessions, [chat], f"part {n}")
         async with make_bot(api) as bot:
             telegram_pacing = limits(private_interval=1.0)
-            await Sender(sessions, bot, Settings(), limits=telegram_pacing).drain(timeout=30)
+            await Sender(
+                sessions, TelegramTransport(bot), Settings(), limits=telegram_pacing
+            ).drain(timeout=30)
 
     sent = api.messages_to(42)
     assert [m.text for m in sent] == [f"part {n}" for n in range(5)]  # in order, once each
@@ -88,7 +93,9 @@ async def test_a_group_gets_no_more_than_its_per_minute_limit_without_429s(sessi
             await queue_text(sessions, [group], f"group part {n}")
         async with make_bot(api) as bot:
             group_limits = limits(private_interval=0.05, group_per_minute=60)
-            await Sender(sessions, bot, Settings(), limits=group_limits).drain(timeout=30)
+            await Sender(sessions, TelegramTransport(bot), Settings(), limits=group_limits).drain(
+                timeout=30
+            )
 
     sent = api.messages_to(-100777)
     assert [m.text for m in sent] == [f"group part {n}" for n in range(4)]

@@ -16,7 +16,8 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import HTTPXRequest
 
 from bot.config import Settings
-from bot.delivery.sender import Sender, maybe_delivered
+from bot.delivery.sender import Sender
+from bot.delivery.telegram_transport import TelegramTransport, maybe_delivered
 from bot.models import MessageState
 from tests.delivery.helpers import add_chats, limits, outbox, queue_text
 from tests.doubles.telegram_api import BotAPIDouble
@@ -44,7 +45,7 @@ async def test_answers_slower_than_ptbs_default_but_within_the_send_timeout_give
     async with _short_timeout_bot(api) as bot:
         # the sender's own send timeout (the default, for Telegram under load) applies, not
         # the Bot's short one; lanes=0 so the sender sends through that very Bot
-        sender = Sender(any_sessions, bot, settings, limits=limits(lanes=0))
+        sender = Sender(any_sessions, TelegramTransport(bot), settings, limits=limits(lanes=0))
         stats = await sender.drain(timeout=30)
 
     assert _copies_per_chat(api) == Counter(dict.fromkeys(CHATS, 1))
@@ -61,7 +62,9 @@ async def test_answers_slower_than_the_send_timeout_are_never_sent_again(
     api.hold_answers("sendMessage", fraction=0.3, seconds=1.5)
 
     async with _short_timeout_bot(api) as bot:
-        sender = Sender(any_sessions, bot, settings, limits=limits(lanes=0, send_timeout=1.0))
+        sender = Sender(
+            any_sessions, TelegramTransport(bot), settings, limits=limits(lanes=0, send_timeout=1.0)
+        )
         stats = await sender.drain(timeout=30)
 
     # at most one copy more per message is allowed; resending nothing gives none

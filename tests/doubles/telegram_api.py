@@ -187,6 +187,7 @@ class SentMessage:
     entities: list[dict[str, Any]] = field(default_factory=list)
     disable_notification: bool = False
     method: str = "sendMessage"
+    paid_broadcast: bool = False  # sent with allow_paid_broadcast
 
 
 @dataclass
@@ -2015,6 +2016,7 @@ class BotAPIDouble:
                 at=self._clock(),
                 entities=entities,
                 disable_notification=bool(params.get("disable_notification")),
+                paid_broadcast=bool(params.get("allow_paid_broadcast")),
             )
         )
         return message

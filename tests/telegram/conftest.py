@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.db import SessionFactory
 from bot.delivery.sender import DeliveryLimits
 from bot.models import Chat, Match, Release, Subscription, Topic, utcnow
-from bot.telegram.app import serve
+from bot.runtime import serve
 from tests.doubles.telegram_api import BotAPIDouble, CallbackAnswer, SentMessage
 
 ADMIN_ID = 4242
