@@ -106,7 +106,6 @@ class QueryMatcher:
 # Feature kinds: a pattern is filed under a whole word, the stem of a prefix, or a CJK gram.
 WORD, PREFIX, GRAM = 0, 1, 2
 SAMPLE_PREFIX = 8  # the sample counts word starts up to this length (longer: this one's count)
-_EMPTY: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +215,7 @@ class TopicIndex:
         self._single: dict[int, list[int]] = {}  # atom → topics with a clause of it alone
         self._clause_topics: dict[frozenset[int], list[int]] = {}  # clauses of 2+ atoms
         # a clause of 2+ atoms is filed under its two rarest: first → seconds, pair → clauses
-        self._partners: dict[int, frozenset[int]] = {}
+        self._partners: dict[int, set[int]] = {}
         self._paired: dict[tuple[int, int], list[frozenset[int]]] = {}
         self._excluding: dict[int, frozenset[int]] = {}  # topic → its excluded atoms
         self._topics: dict[int, _Topic] = {}
@@ -315,7 +314,7 @@ class TopicIndex:
                     topics = self._clause_topics[clause] = []
                     first, second = self._anchor(clause)
                     self._paired.setdefault((first, second), []).append(clause)
-                    self._partners[first] = self._partners.get(first, _EMPTY) | {second}
+                    self._partners.setdefault(first, set()).add(second)
                 topics.append(topic_id)
             if excluded:
                 self._excluding[topic_id] = excluded
@@ -344,10 +343,9 @@ class TopicIndex:
                 first, second = pair = self._anchor(clause)
                 _drop(self._paired, pair, clause)
                 if pair not in self._paired:
-                    seconds = self._partners[first] - {second}
-                    if seconds:
-                        self._partners[first] = seconds
-                    else:
+                    seconds = self._partners[first]
+                    seconds.discard(second)
+                    if not seconds:
                         del self._partners[first]
         for clause in topic.clauses:
             for atom in clause:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from typing import NamedTuple
 
 from bot.matching.catalogue import CatalogueTopic, lookup_joined, topic_by_key
@@ -294,7 +295,7 @@ def _fast_group(item: str) -> Group | None:
 
 
 def _fast_tree(canonical: str) -> QueryTree | None:
-    """The tree of a canonical form read without the general parser (about ten times faster),
+    """The tree of a canonical form read without the general parser (two to three times faster),
     or None when the text is anything but a plain canonical form (the full parser decides)."""
     if not canonical or len(canonical) > _CANONICAL_LIMIT:
         return None
@@ -307,39 +308,45 @@ def _fast_tree(canonical: str) -> QueryTree | None:
                 piece += " " + pieces.pop(0)
         items.append(piece)
     clauses: list[list[Group]] = [[]]
+    names: list[list[str]] = [[]]  # each group's canonical form: the item as written
     excluded: list[Group] = []
-    terms = 0
+    excluded_names: list[str] = []
     for item in items:
         if item == "OR":
+            if excluded:
+                return None  # exclusions come last
             clauses.append([])
+            names.append([])
             continue
-        terms += 1
         negated = item.startswith("-")
-        group = _fast_group(item[1:] if negated else item)
-        if group is None:
+        text = item[1:] if negated else item
+        group = _fast_group(text)
+        if group is None or group.canonical != text:
             return None
-        (excluded if negated else clauses[-1]).append(group)
-    if terms > MAX_TERMS or not all(clauses):
+        if negated:
+            excluded.append(group)
+            excluded_names.append(text)
+        elif excluded:
+            return None
+        else:
+            clauses[-1].append(group)
+            names[-1].append(text)
+    if len(items) - len(clauses) + 1 > MAX_TERMS or not all(clauses):
         return None
-    for clause in clauses:
-        if len(clause) > 1 and all(isinstance(g, Term) for g in clause):
-            joined = "".join(g.joined for g in clause if isinstance(g, Term))
-            ordered = "".join(sorted(g.canonical for g in clause))
-            if lookup_joined(joined) or lookup_joined(ordered.replace('"', "").replace(" ", "")):
-                return None  # the clause as a whole names a catalogue topic
-    tree = QueryTree(tuple(tuple(c) for c in clauses), tuple(excluded))
-    names = [g.canonical for g in excluded]
-    keys = [" ".join(g.canonical for g in c) for c in tree.clauses]
-    wanted = {g.canonical for c in clauses for g in c}
+    keys = [" ".join(clause) for clause in names]
     if (
-        names != sorted(set(names))
+        excluded_names != sorted(set(excluded_names))
         or keys != sorted(set(keys))
-        or any([g.canonical for g in c] != sorted({g.canonical for g in c}) for c in clauses)
-        or wanted.intersection(names)
-        or tree.canonical != canonical
+        or any(clause != sorted(set(clause)) for clause in names)
+        or not set(excluded_names).isdisjoint(chain.from_iterable(names))
     ):
-        return None  # not in canonical order: the full parser sorts it
-    return tree
+        return None  # not in canonical order: the full parser sorts it (or refuses it)
+    for clause in clauses:
+        if len(clause) > 1 and all(isinstance(g, Term) and not g.prefix for g in clause):
+            joined = "".join(g.joined for g in clause if isinstance(g, Term))
+            if lookup_joined(joined):
+                return None  # the clause as a whole names a catalogue topic
+    return QueryTree(tuple(tuple(c) for c in clauses), tuple(excluded))
 
 
 def compile_canonical(canonical: str) -> QueryTree:
