@@ -1,18 +1,25 @@
-"""Matching releases to topics: a compiled index over every active topic, and a one-query matcher.
+"""Matching releases to topics: an incremental index over every active topic, and a one-query
+matcher.
 
-`TopicIndex` turns every topic into *atoms* (a word, phrase, prefix or catalogue group)
-and every atom into the strings that show it is there (``" customs "``, ``"海關"``,
-``" smuggl"``, ``" national security "`` …). Per release, one pass finds every atom present,
-whatever the number of topics: single Latin words by intersecting the text's word set with
-the index's (C set operations), phrases, prefixes and CJK terms by one Aho-Corasick
-automaton (pyahocorasick). Then:
+`TopicIndex` works like Lucene's Monitor or the Elasticsearch percolator: each stored query
+is filed under the terms it needs, so that a batch of releases only looks at the queries
+whose terms it contains. Three layers of dicts that `add` and `remove` change in place
+(never a rebuild: one topic costs well under a millisecond whatever the size):
 
-- a *direct* topic (no exclusion, each OR-clause one atom: single words, phrases, catalogue
-  topics, `a OR b`) matches as soon as one of its atoms is present: a list lookup;
-- any other clause waits for its two rarest atoms to be present together (rarest = seen in
-  the fewest of a sample of recent releases), and only then is its topic checked (AND, NOT).
+- *patterns* (``" customs "``, ``"海關"``, ``" smuggl"``, ``" national security "``: the
+  strings whose presence in a normalised view means a term is there) are filed under one
+  *feature*: a whole word, a prefix's stem, or a CJK character pair. A feature present
+  decides alone for most patterns (a word, a stem, a two-character CJK term); a phrase or
+  longer CJK term is confirmed with a substring test, only where its rarest word (and a
+  second one) occurs;
+- *atoms* (a word, phrase, prefix or catalogue group: any of its patterns) follow;
+- each *clause* (an AND of atoms) of one atom is listed under it; a longer one under its
+  two rarest atoms (fewest of a sample of recent releases contain them). Exclusions are
+  checked last, on the topics that matched.
 
-So the work is one pass over the text plus what was found, not a loop over topics.
+`match_many` runs a batch at once, the releases that contain an atom held as a bit mask (an
+int: AND and OR in C), so each index entry is looked at once per batch, not once per
+release, and the work is proportional to the terms present, not to the topics.
 `QueryMatcher` checks one query with plain substring tests: used for /search, preview and
 new subscriptions, and as the reference the index is tested against.
 """
@@ -20,18 +27,19 @@ new subscriptions, and as the reference the index is tested against.
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
+from typing import TypeVar
 
-import ahocorasick
-
-from bot.matching.query import Group, QueryError, QueryTree, TopicRef, compile_tree
-from bot.matching.text import Term, text_views
+from bot.matching.query import Group, QueryError, QueryTree, TopicRef, compile_canonical
+from bot.matching.text import Term, is_no_space, text_views
 
 log = logging.getLogger(__name__)
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +58,11 @@ def group_terms(group: Group) -> tuple[Term, ...]:
     return group.terms() if isinstance(group, TopicRef) else (group,)
 
 
-@lru_cache(maxsize=500_000)
-def group_keys(group: Group) -> tuple[str, ...]:
+def _group_patterns(group: Group) -> tuple[str, ...]:
     return tuple(dict.fromkeys(key for term in group_terms(group) for key in term.patterns()))
+
+
+group_keys = lru_cache(maxsize=50_000)(_group_patterns)
 
 
 def _rarity(keys: Sequence[str]) -> int:
@@ -93,169 +103,408 @@ class QueryMatcher:
         return self._present(self._positive, text.title)
 
 
-@dataclass(frozen=True, slots=True)
-class _Checked:
-    """A topic that needs a check: any clause whose atoms are all present, and no exclusion."""
+# Feature kinds: a pattern is filed under a whole word, the stem of a prefix, or a CJK gram.
+WORD, PREFIX, GRAM = 0, 1, 2
+SAMPLE_PREFIX = 8  # the sample counts word starts up to this length (longer: this one's count)
 
-    topic_id: int
+
+@dataclass(frozen=True, slots=True)
+class _Filed:
+    """Where one pattern of an atom is filed; `pattern` None when the feature alone decides."""
+
+    kind: int
+    feature: str
+    pattern: str | None
+    also: str | None  # a second word the pattern needs (checked before the substring test)
+
+
+def _options(pattern: str) -> tuple[list[tuple[int, str]], bool]:
+    """The features a pattern can be filed under (each necessary for it), and whether the
+    feature is exact (present ⇔ pattern present: no substring test)."""
+    toks = pattern.split()
+    lead, tail = pattern.startswith(" "), pattern.endswith(" ")
+    if len(toks) == 1:
+        tok = toks[0]
+        if lead:  # a whole Latin word, or the stem of a prefix
+            return [(WORD if tail else PREFIX, tok)], True
+        if len(tok) <= 2:
+            return [(GRAM, tok)], True
+        return [(GRAM, tok[j : j + 2]) for j in range(len(tok) - 1)], False
+    options: list[tuple[int, str]] = []
+    for i, tok in enumerate(toks):
+        if is_no_space(tok):
+            grams = [tok] if len(tok) == 1 else [tok[j : j + 2] for j in range(len(tok) - 1)]
+            options.extend((GRAM, g) for g in grams)
+        elif i < len(toks) - 1 or tail:  # a prefix's stem is not a whole word: not an option
+            options.append((WORD, tok))
+    return options, False
+
+
+def _words(views: Sequence[str]) -> set[str]:
+    words: set[str] = set()
+    for view in views:
+        words.update(view.split())
+    return words
+
+
+def _cjk_grams(run: str) -> set[str]:
+    """Every character and pair of neighbouring characters of a CJK run."""
+    grams = {run[j : j + 2] for j in range(len(run) - 1)}
+    grams.update(run)
+    return grams
+
+
+def _is_cjk_run(token: str) -> bool:
+    return not token.isascii() and is_no_space(token)
+
+
+@dataclass(frozen=True, slots=True)
+class _Topic:
     clauses: tuple[frozenset[int], ...]
     excluded: frozenset[int]
-    positive: frozenset[int]
 
 
-def _is_word(pattern: str) -> bool:
-    """A whole single Latin word (`" customs "`): found by a set lookup on the text's words."""
-    return (
-        len(pattern) > 2 and pattern[0] == " " and pattern[-1] == " " and " " not in pattern[1:-1]
-    )
+class Covered:
+    """The topics an index held when it was taken: `in` says whether a match covered a topic."""
 
+    def __init__(self, index: TopicIndex) -> None:
+        self._index = index
+        self._serial = index.serial
 
-def _is_word_prefix(pattern: str) -> bool:
-    """The start of one Latin word (`" smuggl"`): found among the text's distinct words."""
-    return len(pattern) > 1 and pattern[0] == " " and pattern[-1] != " " and " " not in pattern[1:]
+    def __contains__(self, topic_id: object) -> bool:
+        index = self._index
+        if not isinstance(topic_id, int) or topic_id not in index:
+            return False
+        return index.added_serial(topic_id) <= self._serial
 
 
 class TopicIndex:
-    """Every active topic compiled into one matcher; `match` gives {topic_id: in_title}.
+    """Every active topic indexed by its terms; `match_many` gives {topic_id: in_title} per
+    release.
 
-    An *atom* is one word, phrase, prefix or catalogue group (any of its aliases); a topic
-    is an OR of clauses, each an AND of atoms, minus excluded atoms. Single Latin words
-    (most patterns) are found by intersecting the text's words with a set; phrases,
-    prefixes and CJK terms by the Aho-Corasick automaton.
+    `add` and `remove` change it in place and may run while other threads match (a lock
+    keeps each call whole). `sample`: recent releases; how often each feature occurs in them
+    picks the rarest anchors.
     """
 
     def __init__(
-        self, topics: Iterable[tuple[int, str]], sample: Sequence[ReleaseText] = ()
+        self, topics: Iterable[tuple[int, str]] = (), sample: Sequence[ReleaseText] = ()
     ) -> None:
-        """`sample`: recent releases; how often each term occurs in them picks the anchors."""
-        atom_ids: dict[Group, int] = {}
-        pattern_atoms: defaultdict[str, list[int]] = defaultdict(list)
-        direct: defaultdict[int, list[int]] = defaultdict(list)
-        clause_groups: list[tuple[int, tuple[Group, ...]]] = []  # (checked position, clause)
-        self._checked: list[_Checked] = []
-        ids: set[int] = set()
-
-        def atom(group: Group) -> int:
-            found = atom_ids.get(group)
-            if found is None:
-                found = atom_ids[group] = len(atom_ids)
-                for pattern in group_keys(group):
-                    pattern_atoms[pattern].append(found)
-            return found
-
-        for topic_id, canonical in topics:
-            try:
-                tree = compile_tree(canonical)
-            except QueryError as exc:  # a row written by an older version of the language
-                log.warning("topic %s %r not matched: %s", topic_id, canonical, exc)
-                continue
-            ids.add(topic_id)
-            clauses = tuple(frozenset(atom(g) for g in clause) for clause in tree.clauses)
-            excluded = frozenset(atom(g) for g in tree.excluded)
-            positive = frozenset().union(*clauses)
-            if not excluded and all(len(clause) == 1 for clause in clauses):
-                for atom_id in positive:
-                    direct[atom_id].append(topic_id)
-                continue
-            clause_groups.extend((len(self._checked), clause) for clause in tree.clauses)
-            self._checked.append(_Checked(topic_id, clauses, excluded, positive))
-        self.topic_ids = frozenset(ids)
-        self.key_count = len(pattern_atoms)
-        self._word_atoms = {p[1:-1]: tuple(a) for p, a in pattern_atoms.items() if _is_word(p)}
-        self._words = frozenset(self._word_atoms)
-        others = [(p, tuple(a)) for p, a in pattern_atoms.items() if not _is_word(p)]
-        self._other_atoms = [a for _, a in others]
-        # a one-word prefix (" smuggl") is looked for among the text's distinct words only
-        self._automaton = ahocorasick.Automaton()
-        self._prefixes = ahocorasick.Automaton()
-        for position, (pattern, _) in enumerate(others):
-            target = self._prefixes if _is_word_prefix(pattern) else self._automaton
-            target.add_word(pattern, position)
-        for automaton in (self._automaton, self._prefixes):
-            if len(automaton):
-                automaton.make_automaton()
-
-        # the anchor of a clause is its atom seen in the fewest sample releases
-        seen = self._document_frequency(sample)
-        rarity_cache: dict[Group, tuple[int, int]] = {}
-
-        def commonness(group: Group) -> tuple[int, int]:
-            found = rarity_cache.get(group)
-            if found is None:
-                atom_id = atom_ids[group]
-                found = rarity_cache[group] = (seen.get(atom_id, 0), -_rarity(group_keys(group)))
-            return found
-
-        # a clause of one atom waits for it; a longer one for its two rarest atoms together
-        anchored: defaultdict[int, list[int]] = defaultdict(list)
-        paired: defaultdict[tuple[int, int], list[int]] = defaultdict(list)
-        for position, clause in clause_groups:
-            rarest = sorted(set(clause), key=commonness)[:2]
-            if len(rarest) == 1:
-                anchored[atom_ids[rarest[0]]].append(position)
-            else:
-                paired[atom_ids[rarest[0]], atom_ids[rarest[1]]].append(position)
-        partners: defaultdict[int, set[int]] = defaultdict(set)
-        for first, second in paired:
-            partners[first].add(second)
-        self._paired = {pair: tuple(dict.fromkeys(p)) for pair, p in paired.items()}
-        self._partners = {first: frozenset(seconds) for first, seconds in partners.items()}
-        self._pair_firsts = frozenset(self._partners)
-        atoms = len(atom_ids)
-        # lists indexed by atom id: `map(list.__getitem__, atoms)` runs in C
-        self._direct: list[tuple[int, ...]] = [tuple(direct.get(a, ())) for a in range(atoms)]
-        self._anchored: list[tuple[int, ...]] = [
-            tuple(dict.fromkeys(anchored.get(a, ()))) for a in range(atoms)
-        ]
-
-    def _document_frequency(self, sample: Sequence[ReleaseText]) -> dict[int, int]:
-        """In how many sample releases each atom occurs."""
-        counts: Counter[int] = Counter()
+        self._lock = threading.Lock()
+        self._df: tuple[Counter[str], Counter[str], Counter[str]] = (
+            Counter(),
+            Counter(),
+            Counter(),
+        )
         for text in sample:
-            counts.update(self._atoms((*text.title, *text.body)))
-        return dict(counts)
+            words = _words((*text.title, *text.body))
+            self._df[WORD].update(words)
+            self._df[PREFIX].update({w[:n] for w in words for n in range(2, SAMPLE_PREFIX + 1)})
+            runs = [w for w in words if _is_cjk_run(w)]
+            self._df[GRAM].update(set().union(*map(_cjk_grams, runs)) if runs else ())
+        self._atom_ids: dict[Group, int] = {}
+        self._atom_groups: dict[int, Group] = {}
+        self._atom_refs: dict[int, int] = {}  # atom → how many topics use it
+        self._atom_df: dict[int, tuple[int, int]] = {}  # atom → (sample frequency, -rarity)
+        self._atom_filed: dict[int, tuple[_Filed, ...]] = {}
+        self._next_atom = 0
+        # per feature kind: feature → atoms (exact) and feature → patterns to confirm
+        self._exact: tuple[dict[str, list[int]], ...] = ({}, {}, {})
+        self._confirm: tuple[dict[str, list[tuple[str, int, str | None]]], ...] = ({}, {}, {})
+        self._prefix_lengths: Counter[int] = Counter()
+        self._single: dict[int, list[int]] = {}  # atom → topics with a clause of it alone
+        self._clause_topics: dict[frozenset[int], list[int]] = {}  # clauses of 2+ atoms
+        # a clause of 2+ atoms is filed under its two rarest: first → seconds, pair → clauses
+        self._partners: dict[int, set[int]] = {}
+        self._paired: dict[tuple[int, int], list[frozenset[int]]] = {}
+        self._excluding: dict[int, frozenset[int]] = {}  # topic → its excluded atoms
+        self._topics: dict[int, _Topic] = {}
+        self._added: dict[int, int] = {}  # topic → serial of its add after construction
+        self.serial = 0
+        for topic_id, canonical in topics:
+            self.add(topic_id, canonical)
+        self._added.clear()
+
+    # ---- building -----------------------------------------------------------------------
+
+    def _feature_df(self, kind: int, feature: str) -> int:
+        return self._df[kind].get(feature[:SAMPLE_PREFIX] if kind == PREFIX else feature, 0)
+
+    def _atom(self, group: Group) -> int:
+        """The id of an atom, filing its patterns if it is new."""
+        atom = self._atom_ids.get(group)
+        if atom is not None:
+            self._atom_refs[atom] += 1
+            return atom
+        atom = self._atom_ids[group] = self._next_atom
+        self._next_atom += 1
+        self._atom_groups[atom] = group
+        self._atom_refs[atom] = 1
+        patterns = _group_patterns(group)
+        filed: list[_Filed] = []
+        df = 0
+        for pattern in patterns:
+            options, exact = _options(pattern)
+
+            def commonness(option: tuple[int, str]) -> tuple[int, int, tuple[int, str]]:
+                # rarest first; the longer one when the sample has seen neither
+                return (self._feature_df(*option), -len(option[1]), option)
+
+            ranked = sorted(set(options), key=commonness)
+            kind, feature = ranked[0]
+            df += self._feature_df(kind, feature)
+            if exact:
+                self._exact[kind].setdefault(feature, []).append(atom)
+                filed.append(_Filed(kind, feature, None, None))
+            else:
+                also = next((f for k, f in ranked[1:] if k == WORD), None) if kind == WORD else None
+                self._confirm[kind].setdefault(feature, []).append((pattern, atom, also))
+                filed.append(_Filed(kind, feature, pattern, also))
+            if kind == PREFIX:
+                self._prefix_lengths[len(feature)] += 1
+        self._atom_filed[atom] = tuple(filed)
+        self._atom_df[atom] = (df, -_rarity(patterns))
+        return atom
+
+    def _release_atom(self, atom: int) -> None:
+        refs = self._atom_refs[atom] - 1
+        if refs:
+            self._atom_refs[atom] = refs
+            return
+        del self._atom_refs[atom], self._atom_df[atom]
+        del self._atom_ids[self._atom_groups.pop(atom)]
+        for filed in self._atom_filed.pop(atom):
+            if filed.pattern is None:
+                _drop(self._exact[filed.kind], filed.feature, atom)
+            else:
+                entry = (filed.pattern, atom, filed.also)
+                _drop(self._confirm[filed.kind], filed.feature, entry)
+            if filed.kind == PREFIX:
+                self._prefix_lengths[len(filed.feature)] -= 1
+                if not self._prefix_lengths[len(filed.feature)]:
+                    del self._prefix_lengths[len(filed.feature)]
+
+    def _anchor(self, clause: frozenset[int]) -> tuple[int, int]:
+        """The clause's two rarest atoms (ties by id: the same whatever the set's order)."""
+        df = self._atom_df
+        first, second = sorted(clause, key=lambda atom: (df[atom], atom))[:2]
+        return first, second
+
+    def add(self, topic_id: int, canonical: str) -> bool:
+        """Indexes a topic (replacing one of that id); False when the stored query no longer
+        parses (a row written by an older version of the language: logged, not matched)."""
+        try:
+            tree = compile_canonical(canonical)
+        except QueryError as exc:
+            log.warning("topic %s %r not matched: %s", topic_id, canonical, exc)
+            self.remove(topic_id)
+            return False
+        with self._lock:
+            self._remove(topic_id)
+            self.serial += 1
+            self._added[topic_id] = self.serial
+            clauses = tuple(frozenset(self._atom(g) for g in clause) for clause in tree.clauses)
+            excluded = frozenset(self._atom(g) for g in tree.excluded)
+            for clause in clauses:
+                if len(clause) == 1:
+                    self._single.setdefault(next(iter(clause)), []).append(topic_id)
+                    continue
+                topics = self._clause_topics.get(clause)
+                if topics is None:
+                    topics = self._clause_topics[clause] = []
+                    first, second = self._anchor(clause)
+                    self._paired.setdefault((first, second), []).append(clause)
+                    self._partners.setdefault(first, set()).add(second)
+                topics.append(topic_id)
+            if excluded:
+                self._excluding[topic_id] = excluded
+            self._topics[topic_id] = _Topic(clauses, excluded)
+        return True
+
+    def remove(self, topic_id: int) -> bool:
+        """Forgets a topic; False if it was not indexed."""
+        with self._lock:
+            return self._remove(topic_id)
+
+    def _remove(self, topic_id: int) -> bool:
+        topic = self._topics.pop(topic_id, None)
+        if topic is None:
+            return False
+        self._added.pop(topic_id, None)
+        self._excluding.pop(topic_id, None)
+        for clause in topic.clauses:
+            if len(clause) == 1:
+                _drop(self._single, next(iter(clause)), topic_id)
+                continue
+            topics = self._clause_topics[clause]
+            topics.remove(topic_id)
+            if not topics:
+                del self._clause_topics[clause]
+                first, second = pair = self._anchor(clause)
+                _drop(self._paired, pair, clause)
+                if pair not in self._paired:
+                    seconds = self._partners[first]
+                    seconds.discard(second)
+                    if not seconds:
+                        del self._partners[first]
+        for clause in topic.clauses:
+            for atom in clause:
+                self._release_atom(atom)
+        for atom in topic.excluded:
+            self._release_atom(atom)
+        return True
+
+    # ---- reading ------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self.topic_ids)
+        return len(self._topics)
 
-    def _atoms(self, views: Sequence[str]) -> set[int]:
-        """Atoms present in the views (their patterns found)."""
-        words: set[str] = set()
-        for view in views:
-            words.update(view.split())
-        found = set(
-            chain.from_iterable(map(self._word_atoms.__getitem__, self._words.intersection(words)))
-        )
-        other = self._other_atoms
-        if len(self._automaton):
-            for view in views:
-                hits = {position for _end, position in self._automaton.iter(view)}
-                found.update(chain.from_iterable(map(other.__getitem__, hits)))
-        if len(self._prefixes):
-            distinct = " " + " ".join(words) + " "
-            hits = {position for _end, position in self._prefixes.iter(distinct)}
-            found.update(chain.from_iterable(map(other.__getitem__, hits)))
-        return found
+    def __contains__(self, topic_id: object) -> bool:
+        return topic_id in self._topics
+
+    @property
+    def topic_ids(self) -> frozenset[int]:
+        return frozenset(self._topics)
+
+    def added_serial(self, topic_id: int) -> int:
+        """When a topic was added after construction (0: by the constructor)."""
+        return self._added.get(topic_id, 0)
+
+    def covered(self) -> Covered:
+        """The topics indexed now (a later `add` is not covered by a match taken before it)."""
+        return Covered(self)
+
+    @property
+    def key_count(self) -> int:
+        """How many patterns are filed."""
+        return sum(len(filed) for filed in self._atom_filed.values())
+
+    def _atoms(self, docs: Sequence[Sequence[str]]) -> dict[int, int]:
+        """For each atom present in some of the documents (each a tuple of views): a bit mask
+        of which (bit i: document i)."""
+        inverted: dict[str, list[int]] = {}  # word → documents containing it
+        doc_words: list[set[str]] = []
+        for i, views in enumerate(docs):
+            words = _words(views)
+            doc_words.append(words)
+            for word in words:
+                found = inverted.get(word)
+                if found is None:
+                    inverted[word] = [i]
+                else:
+                    found.append(i)
+        texts = ["\n".join(views) for views in docs]  # no pattern has a newline
+        bit = [1 << i for i in range(len(docs))].__getitem__
+        atoms: dict[int, int] = {}
+        get = atoms.get
+
+        exact, confirm = self._exact[WORD], self._confirm[WORD]
+        for word in filter(exact.__contains__, inverted):
+            mask = sum(map(bit, inverted[word]))  # distinct bits: the sum is their union
+            for atom in exact[word]:
+                atoms[atom] = get(atom, 0) | mask
+        for word in filter(confirm.__contains__, inverted):
+            where = inverted[word]
+            for pattern, atom, also in confirm[word]:
+                for i in where:
+                    if (also is None or also in doc_words[i]) and pattern in texts[i]:
+                        atoms[atom] = get(atom, 0) | bit(i)
+        if self._prefix_lengths:
+            stems = self._exact[PREFIX]
+            lengths = sorted(self._prefix_lengths)
+            for word, where in inverted.items():
+                mask = 0
+                for n in lengths:
+                    if n > len(word):
+                        break
+                    found = stems.get(word[:n])
+                    if found:
+                        mask = mask or sum(map(bit, where))
+                        for atom in found:
+                            atoms[atom] = get(atom, 0) | mask
+        gram_exact, gram_confirm = self._exact[GRAM], self._confirm[GRAM]
+        if gram_exact or gram_confirm:
+            for run in filter(_is_cjk_run, inverted):
+                where = inverted[run]
+                mask = sum(map(bit, where))
+                grams = _cjk_grams(run)
+                for gram in filter(gram_exact.__contains__, grams):
+                    for atom in gram_exact[gram]:
+                        atoms[atom] = get(atom, 0) | mask
+                for gram in filter(gram_confirm.__contains__, grams):
+                    for pattern, atom, _also in gram_confirm[gram]:
+                        if " " not in pattern:  # one CJK run: it is inside this one or not
+                            if pattern in run:
+                                atoms[atom] = get(atom, 0) | mask
+                            continue
+                        for i in where:
+                            if pattern in texts[i]:
+                                atoms[atom] = get(atom, 0) | bit(i)
+        return atoms
+
+    def match_many(self, texts: Sequence[ReleaseText]) -> list[dict[int, bool]]:
+        """For each release, the topics it matches, each with whether its title mentions it.
+
+        One pass for the whole batch: each index entry is looked at once per batch, with the
+        releases containing its terms as a bit mask (AND, OR in C), not once per release.
+        """
+        with self._lock:
+            title = self._atoms([t.title for t in texts])
+            present = self._atoms([t.body for t in texts])
+            for atom, mask in title.items():
+                present[atom] = present.get(atom, 0) | mask
+            matched: dict[int, int] = {}  # topic → releases
+            get = matched.get
+            single = self._single
+            for atom in filter(single.__contains__, present):
+                mask = present[atom]
+                for topic_id in single[atom]:
+                    matched[topic_id] = get(topic_id, 0) | mask
+            partners, paired, clause_topics = self._partners, self._paired, self._clause_topics
+            for first in filter(partners.__contains__, present):
+                where_first = present[first]
+                for second in partners[first]:
+                    both = where_first & present.get(second, 0)
+                    if not both:
+                        continue
+                    for clause in paired[first, second]:
+                        where = both
+                        if len(clause) > 2:
+                            for atom in clause:
+                                where &= present.get(atom, 0)
+                        if where:
+                            for topic_id in clause_topics[clause]:
+                                matched[topic_id] = get(topic_id, 0) | where
+            excluding = self._excluding
+            for topic_id in [t for t in matched if t in excluding]:
+                where = matched[topic_id]
+                for atom in excluding[topic_id]:
+                    where &= ~present.get(atom, 0)
+                if where:
+                    matched[topic_id] = where
+                else:
+                    del matched[topic_id]
+            results: list[dict[int, bool]] = [{} for _ in texts]
+            topics = self._topics
+            for topic_id, where in matched.items():
+                titled = 0
+                for clause in topics[topic_id].clauses:
+                    for atom in filter(title.__contains__, clause):
+                        titled |= title[atom]
+                while where:
+                    low = where & -where
+                    results[low.bit_length() - 1][topic_id] = bool(titled & low)
+                    where ^= low
+        return results
 
     def match(self, text: ReleaseText) -> dict[int, bool]:
         """Topics the release matches, each with whether its title mentions the topic."""
-        in_title = self._atoms(text.title)
-        found = in_title | self._atoms(text.body)
-        direct = self._direct.__getitem__
-        result = dict.fromkeys(chain.from_iterable(map(direct, found)), False)
-        result.update(dict.fromkeys(chain.from_iterable(map(direct, in_title)), True))
-        candidates = set(chain.from_iterable(map(self._anchored.__getitem__, found)))
-        paired, partners = self._paired, self._partners
-        for first in self._pair_firsts.intersection(found):
-            for second in partners[first].intersection(found):
-                candidates.update(paired[first, second])
-        checked = self._checked
-        for position in candidates:
-            topic = checked[position]
-            if topic.excluded and not topic.excluded.isdisjoint(found):
-                continue
-            for clause in topic.clauses:
-                if clause <= found:
-                    result[topic.topic_id] = not topic.positive.isdisjoint(in_title)
-                    break
-        return result
+        return self.match_many([text])[0]
+
+
+def _drop(table: dict[K, list[V]], key: K, value: V) -> None:
+    """Removes one value from a dict of lists, and the key when its list is empty."""
+    values = table[key]
+    values.remove(value)
+    if not values:
+        del table[key]

@@ -28,8 +28,10 @@ Nothing the user writes is ever compiled as a regular expression.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from typing import NamedTuple
 
 from bot.matching.catalogue import CatalogueTopic, lookup_joined, topic_by_key
@@ -264,10 +266,98 @@ def parse_query(text: str, *, max_length: int = 200) -> ParsedQuery:
     )
 
 
-@lru_cache(maxsize=200_000)
+def _plain_token(token: str) -> bool:
+    """A token that `tokens` gives back unchanged: lower-case ASCII letters and digits, or a
+    run of NFKC-normal CJK (Thai-like) characters."""
+    if token.isascii():
+        return token.isalnum() and token == token.lower()
+    return all(map(is_no_space, token)) and unicodedata.is_normalized("NFKC", token)
+
+
+def _fast_group(item: str) -> Group | None:
+    """The group of one item of a canonical form, or None to leave it to the full parser."""
+    if item.startswith("@"):
+        return TopicRef(item[1:]) if topic_by_key(item[1:]) else None
+    if item.startswith('"'):
+        if len(item) < 2 or not item.endswith('"'):
+            return None
+        item = item[1:-1]
+    stem = item.removesuffix("*")
+    words = stem.split(" ")
+    if not all(map(_plain_token, words)):
+        return None
+    term = Term(tuple(words), stem != item)
+    if term.prefix and (len(words[-1]) < MIN_PREFIX or is_no_space(words[-1])):
+        return None
+    if not term.prefix and lookup_joined(term.joined):
+        return None  # a catalogue alias: the full parser resolves it
+    return term
+
+
+def _fast_tree(canonical: str) -> QueryTree | None:
+    """The tree of a canonical form read without the general parser (two to three times faster),
+    or None when the text is anything but a plain canonical form (the full parser decides)."""
+    if not canonical or len(canonical) > _CANONICAL_LIMIT:
+        return None
+    pieces = canonical.split(" ")
+    items: list[str] = []
+    while pieces:
+        piece = pieces.pop(0)
+        if piece.lstrip("-").startswith('"'):
+            while not (piece.endswith('"') and len(piece.lstrip("-")) > 1) and pieces:
+                piece += " " + pieces.pop(0)
+        items.append(piece)
+    clauses: list[list[Group]] = [[]]
+    names: list[list[str]] = [[]]  # each group's canonical form: the item as written
+    excluded: list[Group] = []
+    excluded_names: list[str] = []
+    for item in items:
+        if item == "OR":
+            if excluded:
+                return None  # exclusions come last
+            clauses.append([])
+            names.append([])
+            continue
+        negated = item.startswith("-")
+        text = item[1:] if negated else item
+        group = _fast_group(text)
+        if group is None or group.canonical != text:
+            return None
+        if negated:
+            excluded.append(group)
+            excluded_names.append(text)
+        elif excluded:
+            return None
+        else:
+            clauses[-1].append(group)
+            names[-1].append(text)
+    if len(items) - len(clauses) + 1 > MAX_TERMS or not all(clauses):
+        return None
+    keys = [" ".join(clause) for clause in names]
+    if (
+        excluded_names != sorted(set(excluded_names))
+        or keys != sorted(set(keys))
+        or any(clause != sorted(set(clause)) for clause in names)
+        or not set(excluded_names).isdisjoint(chain.from_iterable(names))
+    ):
+        return None  # not in canonical order: the full parser sorts it (or refuses it)
+    for clause in clauses:
+        if len(clause) > 1 and all(isinstance(g, Term) and not g.prefix for g in clause):
+            joined = "".join(g.joined for g in clause if isinstance(g, Term))
+            if lookup_joined(joined):
+                return None  # the clause as a whole names a catalogue topic
+    return QueryTree(tuple(tuple(c) for c in clauses), tuple(excluded))
+
+
+def compile_canonical(canonical: str) -> QueryTree:
+    """The tree of a stored canonical form (not cached); QueryError if it no longer parses."""
+    return _fast_tree(canonical) or _build(canonical, _CANONICAL_LIMIT)[0]
+
+
+@lru_cache(maxsize=20_000)
 def compile_tree(canonical: str) -> QueryTree:
-    """The tree of a stored canonical form (cached: the index rebuilds from these)."""
-    return _build(canonical, _CANONICAL_LIMIT)[0]
+    """The tree of a stored canonical form (cached: /search and previews reuse these)."""
+    return compile_canonical(canonical)
 
 
 def query_tree(text: str, *, max_length: int = 200) -> QueryTree:

@@ -1,8 +1,9 @@
 """Topics and Match rows: match each stored release once against every active topic.
 
 Active topics are the Topic rows with at least one Subscription. Each process keeps a
-compiled `TopicIndex` of them per database; it is only a cache, rebuilt when a cheap
-signature of the subscription table changes (several workers each keep their own).
+`TopicIndex` of them per database, built once at its first use and then changed in place:
+topics of new subscriptions (by any process) are added at the next use, unfollowed ones
+dropped by a periodic comparison (several workers each keep their own; none rebuilds).
 A digest is then a join on `match`, never a re-match.
 
 Ordering of /search and preview: newest day first (Hong Kong date); within a day, releases
@@ -12,14 +13,15 @@ whose title mentions the query come before body-only matches, then newest first.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, ColumnElement, and_, cast, delete, distinct, func, or_
+from sqlalchemy import ColumnElement, and_, delete, func, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,11 +36,15 @@ BATCH = 200  # releases loaded and matched at a time
 SEARCH_SCAN_LIMIT = 20_000  # /search looks at most this many of the newest releases
 SAMPLE = 200  # newest releases whose words tell the index which terms are rare
 
-_version = 0  # bumped by invalidate_topic_index(): forces every cached index of this process stale
+CATCH_UP_WINDOW = 1_000  # newest subscription ids re-read at each use (ids may commit late)
+DIFF_SECONDS = 300.0  # how often an index is compared with every followed topic
+
+_version = 0  # bumped by invalidate_topic_index(): every index of this process diffs next time
 
 
 def invalidate_topic_index() -> None:
-    """Marks this process's topic indexes stale (the signature check also catches changes)."""
+    """Makes every index of this process compare itself with the followed topics at its next
+    use (e.g. right after an unsubscribe), instead of within DIFF_SECONDS. Never a rebuild."""
     global _version
     _version += 1
 
@@ -46,7 +52,10 @@ def invalidate_topic_index() -> None:
 @dataclass
 class _CachedIndex:
     index: TopicIndex | None = None
-    signature: tuple[object, ...] | None = None
+    seen_subscription: int = 0  # highest Subscription.id read so far
+    diffed_at: float = 0.0  # time.monotonic() of the last comparison with every followed topic
+    version: int = 0  # _version at that comparison
+    unparsable: set[int] = field(default_factory=set)  # topics whose query no longer parses
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -54,52 +63,115 @@ class _CachedIndex:
 _indexes: weakref.WeakKeyDictionary[SessionFactory, _CachedIndex] = weakref.WeakKeyDictionary()
 
 
-async def _signature(session: AsyncSession) -> tuple[object, ...]:
-    """Changes whenever the set of subscribed topics changes (count, sums of ids and squares)."""
-    topic_id = cast(Subscription.topic_id, BigInteger)
-    row = (
-        await session.exec(
-            select(
-                func.count(distinct(col(Subscription.topic_id))),
-                func.coalesce(func.sum(distinct(topic_id)), 0),
-                func.coalesce(func.sum(distinct(topic_id * topic_id)), 0),
-                func.max(Subscription.topic_id),
-            )
-        )
-    ).one()
-    return (_version, *(int(v) if v is not None else None for v in row))
-
-
 async def active_index(sessions: SessionFactory) -> TopicIndex:
-    """The compiled index of every subscribed topic, rebuilt only when that set changed."""
+    """The index of every followed topic: built once per process and database, then kept up
+    to date in place.
+
+    Each call reads the subscriptions with the newest ids (a topic followed since, by any
+    process, is added: so every process sees it within one poll); every DIFF_SECONDS, or
+    after invalidate_topic_index(), the followed topics are compared with the index's and
+    the ones no one follows any more are removed.
+    """
     loop = asyncio.get_running_loop()
     cached = _indexes.get(sessions)
     if cached is None or cached.loop is not loop:
         cached = _indexes[sessions] = _CachedIndex(loop=loop)
     async with cached.lock:
-        async with sessions() as s:
-            signature = await _signature(s)
-            if cached.index is not None and signature == cached.signature:
-                return cached.index
-            subscribed = select(Subscription.topic_id).distinct()
-            rows = (
-                await s.exec(select(Topic.id, Topic.query).where(col(Topic.id).in_(subscribed)))
-            ).all()
-            topics = [(int(topic_id), query) for topic_id, query in rows if topic_id is not None]
-            if cached.index is not None and cached.index.topic_ids == frozenset(
-                t for t, _ in topics
-            ):
-                cached.signature = signature
-                return cached.index
-            newest = select(Release.title, Release.body).order_by(col(Release.id).desc())
-            sample = [(title, body) for title, body in (await s.exec(newest.limit(SAMPLE))).all()]
-        cached.index = await asyncio.to_thread(_build_index, topics, sample)
-        cached.signature = signature
+        if cached.index is None:
+            await _load(sessions, cached)
+        elif cached.version != _version or time.monotonic() - cached.diffed_at >= DIFF_SECONDS:
+            await _diff(sessions, cached)
+        else:
+            await _catch_up(sessions, cached)
+        assert cached.index is not None
         return cached.index
+
+
+async def _newest_subscription(session: AsyncSession) -> int:
+    return int((await session.exec(select(func.max(Subscription.id)))).one() or 0)
+
+
+async def _topic_queries(session: AsyncSession, topic_ids: Sequence[int]) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    for start in range(0, len(topic_ids), 5_000):
+        chunk = topic_ids[start : start + 5_000]
+        rows = await session.exec(select(Topic.id, Topic.query).where(col(Topic.id).in_(chunk)))
+        found.extend((int(topic_id), query) for topic_id, query in rows if topic_id is not None)
+    return found
+
+
+async def _load(sessions: SessionFactory, cached: _CachedIndex) -> None:
+    """The one full build of a process: every followed topic, anchors from recent releases."""
+    async with sessions() as s:
+        newest = await _newest_subscription(s)  # before the topics: a later one is caught up
+        subscribed = select(Subscription.topic_id).distinct()
+        rows = (
+            await s.exec(select(Topic.id, Topic.query).where(col(Topic.id).in_(subscribed)))
+        ).all()
+        topics = [(int(topic_id), query) for topic_id, query in rows if topic_id is not None]
+        recent = select(Release.title, Release.body).order_by(col(Release.id).desc())
+        sample = [(title, body) for title, body in (await s.exec(recent.limit(SAMPLE))).all()]
+    index = await asyncio.to_thread(_build_index, topics, sample)
+    cached.unparsable = {topic_id for topic_id, _ in topics if topic_id not in index}
+    cached.index, cached.seen_subscription = index, newest
+    cached.diffed_at, cached.version = time.monotonic(), _version
 
 
 def _build_index(topics: list[tuple[int, str]], sample: list[tuple[str, str]]) -> TopicIndex:
     return TopicIndex(topics, sample=[ReleaseText.of(title, body) for title, body in sample])
+
+
+async def _change(
+    cached: _CachedIndex, added: list[tuple[int, str]], removed: Iterable[int] = ()
+) -> None:
+    """Adds and removes topics in a worker thread (the index's lock may be held by a match)."""
+    index = cached.index
+    assert index is not None
+
+    def change() -> None:
+        for topic_id in removed:
+            index.remove(topic_id)
+        for topic_id, query in added:
+            if not index.add(topic_id, query):
+                cached.unparsable.add(topic_id)
+
+    await asyncio.to_thread(change)
+
+
+async def _catch_up(sessions: SessionFactory, cached: _CachedIndex) -> None:
+    """Adds the topics of the newest subscriptions that the index does not hold yet."""
+    index = cached.index
+    assert index is not None
+    async with sessions() as s:
+        rows = (
+            await s.exec(
+                select(Subscription.id, Subscription.topic_id).where(
+                    col(Subscription.id) > cached.seen_subscription - CATCH_UP_WINDOW
+                )
+            )
+        ).all()
+        new = sorted({t for _, t in rows if t not in index and t not in cached.unparsable})
+        topics = await _topic_queries(s, new) if new else []
+    cached.seen_subscription = max([cached.seen_subscription, *(int(i or 0) for i, _ in rows)])
+    if topics:
+        await _change(cached, topics)
+
+
+async def _diff(sessions: SessionFactory, cached: _CachedIndex) -> None:
+    """Compares the index with every followed topic: adds the missing, drops the unfollowed."""
+    index = cached.index
+    assert index is not None
+    version = _version
+    async with sessions() as s:
+        newest = await _newest_subscription(s)
+        followed = set((await s.exec(select(Subscription.topic_id).distinct())).all())
+        held = index.topic_ids
+        missing = sorted(followed - held - cached.unparsable)
+        topics = await _topic_queries(s, missing) if missing else []
+    cached.unparsable &= followed
+    await _change(cached, topics, held - followed)
+    cached.seen_subscription = max(cached.seen_subscription, newest)
+    cached.diffed_at, cached.version = time.monotonic(), version
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -125,7 +197,7 @@ async def get_or_create_topic(session: AsyncSession, parsed: ParsedQuery) -> Top
 async def _store(
     session: AsyncSession,
     results: Sequence[tuple[int, dict[int, bool]]],
-    replace_topics: frozenset[int] | None,
+    replace_topics: Container[int] | None,
 ) -> int:
     """Writes (release, topic, in_title) rows; returns how many were added or changed.
 
@@ -181,9 +253,10 @@ async def _store(
 def _match_batch(
     index: TopicIndex, rows: Sequence[tuple[int, str, str]]
 ) -> list[tuple[int, dict[int, bool]]]:
-    return [
-        (release_id, index.match(ReleaseText.of(title, body))) for release_id, title, body in rows
-    ]
+    texts = [ReleaseText.of(title, body) for _, title, body in rows]
+    return list(
+        zip((release_id for release_id, _, _ in rows), index.match_many(texts), strict=True)
+    )
 
 
 async def match_releases(sessions: SessionFactory, release_ids: list[int]) -> int:
@@ -196,6 +269,7 @@ async def match_releases(sessions: SessionFactory, release_ids: list[int]) -> in
     if not ids:
         return 0
     index = await active_index(sessions)
+    covered = index.covered()  # a topic added meanwhile keeps its rows (match_topic_recent's)
     written = 0
     for start in range(0, len(ids), BATCH):
         async with sessions() as s:
@@ -211,7 +285,7 @@ async def match_releases(sessions: SessionFactory, release_ids: list[int]) -> in
             ]
         results = await asyncio.to_thread(_match_batch, index, rows)
         async with sessions() as s:
-            written += await _store(s, results, index.topic_ids)
+            written += await _store(s, results, covered)
             await s.commit()
     return written
 

@@ -173,10 +173,14 @@ def _ascii_words(text: str) -> list[str]:
 
 
 # Punctuation that sticks to words ("customs," "(WCO)"): stripped from a chunk's ends.
+# Not the CJK radicals (symbols, but tokens of their own like every no-space character).
 _PUNCTUATION = "".join(
     chr(c)
     for c in range(0x3040)
-    if not chr(c).isalnum() and not chr(c).isspace() and unicodedata.category(chr(c))[0] in "PS"
+    if not chr(c).isalnum()
+    and not chr(c).isspace()
+    and unicodedata.category(chr(c))[0] in "PS"
+    and not _NO_SPACE_CHAR.match(chr(c))
 )
 
 

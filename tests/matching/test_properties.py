@@ -6,7 +6,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.matching.index import QueryMatcher, ReleaseText, TopicIndex
-from bot.matching.query import QueryError, parse_query, query_tree
+from bot.matching.query import (
+    QueryError,
+    _fast_tree,
+    compile_canonical,
+    compile_tree,
+    parse_query,
+    query_tree,
+)
 from bot.matching.text import normalise, text_views
 
 # Any code point, plus the characters the query language gives a meaning to, often.
@@ -72,3 +79,128 @@ def test_a_query_matches_a_text_made_of_its_words(
     assert matched is not None
     if in_title:
         assert matched is True
+
+
+# Pieces of queries and texts that exercise every kind of term: words, hyphens, phrases,
+# prefixes (short and long), CJK substrings, catalogue topics, OR and exclusions.
+PIECES = st.sampled_from(
+    [
+        "customs",
+        "e-commerce",
+        "海關",
+        "關拘",
+        "港",
+        "ivory",
+        "tusk",
+        "smuggl*",
+        "sm*",
+        "conference",
+        '"hong kong"',
+        '"hong ko*"',
+        '"香港 customs"',
+        "OR",
+        "-ivory",
+        "-海關",
+        '-"press conference"',
+        "café",
+        "@weather",
+        "covid-19",
+        "19",
+    ]
+)
+TEXT_WORDS = st.sampled_from(
+    [
+        "customs",
+        "Customs",
+        "e-commerce",
+        "ecommerce",
+        "香港海關拘捕",
+        "港",
+        "ivory",
+        "tusks",
+        "smuggling",
+        "smugglers",
+        "small",
+        "press conference",
+        "Hong Kong",
+        "hong kongers",
+        "香港 customs",
+        "cafe",
+        "COVID-19",
+        "rainstorm",
+        "暴雨",
+        "-",
+        ",",
+    ]
+)
+TEXTS = st.lists(TEXT_WORDS, max_size=12).map(" ".join)
+OPS = st.lists(
+    st.tuples(st.booleans(), st.integers(0, 7), st.lists(PIECES, min_size=1, max_size=4)),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _canonical(pieces: list[str]) -> str | None:
+    try:
+        return parse_query(" ".join(pieces)).canonical
+    except QueryError:
+        return None
+
+
+def _naive(live: dict[int, str], text: ReleaseText) -> dict[int, bool]:
+    found = {}
+    for topic_id, canonical in live.items():
+        flag = QueryMatcher(compile_tree(canonical)).matches(text)
+        if flag is not None:
+            found[topic_id] = flag
+    return found
+
+
+@RELAXED
+@given(OPS, st.lists(st.tuples(TEXTS, TEXTS), min_size=1, max_size=6))
+def test_after_any_adds_and_removes_the_index_agrees_with_each_query_checked_alone(
+    ops: list[tuple[bool, int, list[str]]], texts: list[tuple[str, str]]
+) -> None:
+    releases = [ReleaseText.of(title, body) for title, body in texts]
+    index = TopicIndex([], sample=releases[:2])
+    live: dict[int, str] = {}
+    for adding, topic_id, pieces in ops:
+        canonical = _canonical(pieces)
+        if adding and canonical is not None:
+            assert index.add(topic_id, canonical)
+            live[topic_id] = canonical
+        else:
+            assert index.remove(topic_id) == (topic_id in live)
+            live.pop(topic_id, None)
+        assert len(index) == len(live)
+    expected = [_naive(live, text) for text in releases]
+    assert index.match_many(releases) == expected
+    assert [index.match(text) for text in releases] == expected
+    # the same as an index built from scratch, and nothing left behind by removed topics
+    fresh = TopicIndex(live.items())
+    assert fresh.match_many(releases) == expected
+    assert index.key_count == fresh.key_count
+    for topic_id in list(live):
+        index.remove(topic_id)
+    assert index.key_count == 0 and index.match_many(releases) == [{} for _ in releases]
+
+
+@RELAXED
+@given(QUERIES)
+def test_a_stored_canonical_form_reads_back_as_the_same_tree(text: str) -> None:
+    try:
+        parsed = parse_query(text)
+    except QueryError:
+        return
+    assert compile_canonical(parsed.canonical) == query_tree(parsed.canonical)
+
+
+def test_plain_canonical_forms_take_the_fast_path_and_others_the_full_parser() -> None:
+    for text in ("customs seizure", '"hong kong" ivory -tusk', "smuggl* OR 瑜伽", "香港 x"):
+        canonical = parse_query(text).canonical
+        assert _fast_tree(canonical) is not None
+        assert _fast_tree(canonical) == query_tree(canonical)
+    # unsorted, upper case, a catalogue alias, a prefix too short: the full parser decides
+    for text in ("seizure ivory", "Ivory", "customs", "s*", '"a  b"', "a OR"):
+        assert _fast_tree(text) is None

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import delete, select
+from sqlmodel import col, delete, select
 
-from bot.db import SessionFactory
+from bot.db import SessionFactory, create_engine, session_factory
+from bot.matching.index import TopicIndex
 from bot.matching.preview import preview_digest
 from bot.matching.query import QueryError, parse_query
 from bot.matching.service import (
+    active_index,
     get_or_create_topic,
+    invalidate_topic_index,
     match_releases,
     match_topic_recent,
     search_releases,
@@ -264,3 +268,118 @@ async def test_scans_in_small_batches_find_the_same_releases(
     monkeypatch.setattr(service, "BATCH", 2)
     assert [r.id for r in await search_releases(any_sessions, "香港 OR hong", limit=50)] == whole
     assert len(whole) > 4
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many topics each full build of an index had (there should be one per process)."""
+    import bot.matching.service as service
+
+    counted: list[int] = []
+    build = service._build_index
+
+    def counting(topics: list[tuple[int, str]], sample: list[tuple[str, str]]) -> TopicIndex:
+        counted.append(len(topics))
+        return build(topics, sample)
+
+    monkeypatch.setattr(service, "_build_index", counting)
+    return counted
+
+
+@pytest.fixture
+async def other_process(db_url: str) -> AsyncIterator[SessionFactory]:
+    """Sessions of a second engine on the same database: what another worker would use."""
+    engine = create_engine(db_url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+async def unfollow(sessions: SessionFactory, topic: Topic) -> None:
+    async with sessions() as s:
+        await s.exec(delete(Subscription).where(col(Subscription.topic_id) == topic.id))
+        await s.commit()
+
+
+async def test_topics_followed_elsewhere_are_matched_at_the_next_poll_without_a_rebuild(
+    any_sessions: SessionFactory,
+    other_process: SessionFactory,
+    stored: dict[str, int],
+    builds: list[int],
+) -> None:
+    zh_customs = title_id(stored, "香港海關拘捕")
+    customs = await follow(any_sessions, 1, "customs")
+    assert await match_releases(any_sessions, [zh_customs]) == 1
+    index = await active_index(any_sessions)
+    # another worker's chat follows a new topic: this process's next poll matches it
+    yoga = await follow(other_process, 2, "瑜伽")
+    assert await match_releases(any_sessions, [zh_customs]) == 1
+    assert {t for _, t, _ in await matches(any_sessions)} == {customs.id, yoga.id}
+    assert await active_index(any_sessions) is index and yoga.id in index
+    assert builds == [1]  # one build, at the first poll; the new topic was added in place
+
+
+async def test_unfollowed_topics_leave_the_index_at_the_next_comparison(
+    any_sessions: SessionFactory,
+    other_process: SessionFactory,
+    stored: dict[str, int],
+    builds: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bot.matching.service as service
+
+    conference = title_id(stored, "Conference on Simplification")
+    customs = await follow(any_sessions, 1, "customs")
+    asean = await follow(any_sessions, 1, "asean")
+    index = await active_index(any_sessions)
+    await unfollow(other_process, customs)
+    await match_releases(any_sessions, [conference])
+    assert customs.id in index  # compared only every DIFF_SECONDS …
+    monkeypatch.setattr(service, "DIFF_SECONDS", 0.0)
+    await active_index(any_sessions)
+    assert customs.id not in index and asean.id in index
+    async with any_sessions() as s:
+        await s.exec(delete(Match))
+        await s.commit()
+    await match_releases(any_sessions, [conference])
+    assert {t for _, t, _ in await matches(any_sessions)} == {asean.id}
+    # following it again (an old topic id, a new subscription) brings it back in place
+    monkeypatch.setattr(service, "DIFF_SECONDS", 300.0)
+    await follow(other_process, 5, "customs")
+    await match_releases(any_sessions, [conference])
+    assert {t for _, t, _ in await matches(any_sessions)} == {asean.id, customs.id}
+    assert builds == [2]
+
+
+async def test_invalidate_drops_an_unfollowed_topic_at_once(
+    any_sessions: SessionFactory, stored: dict[str, int], builds: list[int]
+) -> None:
+    customs = await follow(any_sessions, 1, "customs")
+    index = await active_index(any_sessions)
+    await unfollow(any_sessions, customs)
+    invalidate_topic_index()
+    assert await active_index(any_sessions) is index
+    assert customs.id not in index
+    assert builds == [1]
+
+
+async def test_a_subscription_committed_after_a_newer_one_is_still_seen(
+    any_sessions: SessionFactory, stored: dict[str, int], builds: list[int]
+) -> None:
+    zh_customs = title_id(stored, "香港海關拘捕")
+    for n, query in enumerate(("asean", "ivory", "sanctions")):
+        await follow(any_sessions, n + 1, query)
+    async with any_sessions() as s:
+        middle = (
+            await s.exec(select(Subscription).where(Subscription.query_text == "ivory"))
+        ).one()
+        chat_id, middle_id = middle.chat_id, middle.id
+        await s.delete(middle)
+        await s.commit()
+    index = await active_index(any_sessions)  # has read up to the newest subscription id
+    async with any_sessions() as s:  # a transaction that took its id earlier commits now
+        yoga = await get_or_create_topic(s, parse_query("瑜伽"))
+        assert yoga.id is not None
+        s.add(Subscription(id=middle_id, chat_id=chat_id, topic_id=yoga.id, query_text="瑜伽"))
+        await s.commit()
+    assert await match_releases(any_sessions, [zh_customs]) == 1
+    assert yoga.id in index and builds == [2]
