@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -19,6 +21,8 @@ from sqlalchemy.sql.dml import Insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.models import Chat  # importing bot.models registers every table
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,24 @@ async def lock_for_claim(session: AsyncSession) -> None:
     """
     if session.get_bind().dialect.name == "sqlite":
         await session.exec(update(Chat).where(false()).values(paused=Chat.paused))
+
+
+async def finish_transaction(work: Coroutine[Any, Any, T]) -> T:
+    """Awaits `work` (one short transaction); a cancellation waits for it to end, then counts.
+
+    A task cancelled inside a SQLite transaction leaves its connection holding the database's
+    write lock, and every later write in every process waits its busy timeout and fails. Work
+    that a stop may cancel (the sender's rate grants and lease renewals run beside the loop
+    that is stopped) goes through here: the transaction commits or rolls back first, then the
+    CancelledError goes on.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await task
+        raise
 
 
 def insert_ignoring_conflicts(dialect: str, table: Table, conflict_columns: list[str]) -> Insert:

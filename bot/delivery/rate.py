@@ -16,7 +16,7 @@ from collections import deque
 
 from sqlalchemy import Table, func, update
 
-from bot.db import SessionFactory, insert_ignoring_conflicts
+from bot.db import SessionFactory, finish_transaction, insert_ignoring_conflicts
 from bot.models import metadata
 
 SEND_RATE: Table = metadata.tables["send_rate"]
@@ -71,7 +71,9 @@ class SharedRate:
                 break
             async with self._refill:
                 if not self._slots:
-                    first = await reserve_slots(self._sessions, self.name, self._grant, self.rate)
+                    first = await finish_transaction(
+                        reserve_slots(self._sessions, self.name, self._grant, self.rate)
+                    )
                     step = 1.0 / self.rate
                     self._slots.extend(first + i * step for i in range(self._grant))
         slot = self._slots.popleft()

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot import metrics
-from bot.db import SessionFactory
+from bot.db import SessionFactory, finish_transaction
 from bot.delivery.broadcast import finish_broadcast_if_done
 from bot.delivery.budget import SendBudget
 from bot.delivery.limits import DeliveryLimits, SenderSettings
@@ -512,7 +512,7 @@ class Sender:
                 return
             until = utcnow() + timedelta(seconds=self.limits.lease)
             async with self._db_turn:
-                renewed = set(await renew_leases(self._sessions, held, until))
+                renewed = set(await finish_transaction(renew_leases(self._sessions, held, until)))
             for msg in held:
                 if msg.id in renewed:
                     self._held[msg.id] = replace(msg, claimed_until=until)

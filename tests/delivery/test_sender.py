@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import time as dt_time
 from itertools import pairwise
 
-import pytest
 from sqlmodel import select
 
 from bot.delivery.outbox import enqueue, queue_counts
@@ -287,11 +286,6 @@ async def test_stopping_mid_stream_records_every_message_telegram_accepted(
     """
     import asyncio
 
-    if db_url.startswith("sqlite"):
-        # KNOWN BUG (issue 10, see the closing note): since the sender split, a stop that lands
-        # inside a write can leave SQLite's write lock held ("storing send results failed;
-        # trying again shortly") and the stop hangs; about 1 run in 3. PostgreSQL passes.
-        pytest.skip("known bug: sender stop can hang on SQLite's write lock (issue 10 note)")
     chats = await add_chats(any_sessions, list(range(3000, 5000)))
     await queue_text(any_sessions, chats, "<b>Maintenance</b> tonight")
     sender = make_sender(send_rate=3000, concurrency=12)(any_sessions)
