@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.urls import http_url_problem
+
 HKSAR_FEEDS = (
     "https://www.info.gov.hk/gia/rss/general_en.xml",
     "https://www.info.gov.hk/gia/rss/general_zh.xml",
@@ -91,8 +93,8 @@ class Settings(BaseSettings):
     def _feeds(cls, value: object) -> list[str]:
         urls = _split_list(value)
         for url in urls:
-            if not re.match(r"^https?://[^\s/]+", url, re.IGNORECASE):
-                raise ValueError(f"{url!r} is not an http(s) URL")
+            if (problem := http_url_problem(url)) is not None:
+                raise ValueError(f"{url!r}: {problem}")
         return urls
 
     @field_validator("admin_ids", mode="before")
@@ -139,8 +141,8 @@ class Settings(BaseSettings):
     @classmethod
     def _webhook_url(cls, value: str) -> str:
         value = value.strip()
-        if value and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not a URL like https://bot.example.org/telegram")
+        if value and (problem := http_url_problem(value)) is not None:
+            raise ValueError(f"{value!r}: {problem}; like https://bot.example.org/telegram")
         return value
 
     @field_validator("webhook_secret")
@@ -164,17 +166,20 @@ class Settings(BaseSettings):
     @field_validator("telegram_api_url")
     @classmethod
     def _telegram_api_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value.strip()):
-            raise ValueError(f"{value!r} is not an http(s) URL like https://api.telegram.org/bot")
+        if (problem := http_url_problem(value.strip())) is not None:
+            raise ValueError(f"{value!r}: {problem}; like https://api.telegram.org/bot")
         return value.strip()
 
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
         url = value.strip().rstrip("/")
-        if url and not re.match(r"^https://[^/\s?#]+(/[^\s?#]*)?$", url, re.IGNORECASE):
-            # Telegram opens Mini Apps only over https
-            raise ValueError(f"{url!r} is not an https URL like https://bot.example.org")
+        # Telegram opens Mini Apps only over https; /app is added to the path
+        problem = http_url_problem(url, schemes=("https",))
+        if url and problem is None and ("?" in url or "#" in url):
+            problem = "it has a ? or # part, where /app would not be added to the path"
+        if url and problem is not None:
+            raise ValueError(f"{url!r}: {problem}; like https://bot.example.org")
         return url
 
     @property

@@ -25,6 +25,7 @@ from bot.db import SessionFactory
 from bot.delivery.outbox import CHAT, OUTBOX, fetch_rows
 from bot.digest.schedule import as_utc, chat_zone
 from bot.i18n import Language, language_from_code
+from bot.matching.query import MAX_QUERY_LENGTH
 from bot.models import (
     Chat,
     Frequency,
@@ -380,7 +381,7 @@ async def subscribe(
     text: str,
     max_subscriptions: int,
     *,
-    max_length: int = 200,
+    max_length: int = MAX_QUERY_LENGTH,
 ) -> SubscribeResult:
     """Follows the topic `text` in the chat (forum topic `thread_id`, 0 for the chat itself).
 
@@ -442,7 +443,7 @@ class SubscriptionPreview:
 
 
 async def preview_subscription(
-    sessions: SessionFactory, text: str, *, max_length: int = 200, limit: int = 3
+    sessions: SessionFactory, text: str, *, max_length: int = MAX_QUERY_LENGTH, limit: int = 3
 ) -> SubscriptionPreview:
     """The same checks as `subscribe` (ChatInputError, QueryError), then recent matches."""
     from bot.matching.query import parse_query

@@ -17,15 +17,16 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from bot.delivery.html import MAX_MESSAGE_UTF16 as MAX_MESSAGE_UNITS
 from bot.delivery.html import escape, visible_length
 from bot.i18n import t, t_plain
+from bot.matching.query import MAX_QUERY_LENGTH
 
-MAX_MESSAGE_UNITS = 4096
 MAX_ITEMS_PER_TOPIC = 10
 MAX_DIGEST_PARTS = 3
 SUMMARY_CHARS = 160
 LABEL_CHARS = 100
-QUERY_CHARS = 200  # the longest query a subscription accepts
+QUERY_CHARS = MAX_QUERY_LENGTH
 TITLE_CHARS = 200
 LINK_UNITS = 2000  # a longer (escaped) link is shown as plain text: no real release has one
 # room kept free in every part for the "(2/3)" marker, whose width is unknown until the end

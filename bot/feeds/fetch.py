@@ -18,7 +18,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
@@ -26,6 +26,7 @@ from bot import __version__
 from bot.config import Settings
 from bot.feeds.errors import FeedError
 from bot.feeds.normalise import one_line
+from bot.urls import http_url_problem
 
 USER_AGENT = f"press-digest/{__version__} (+https://github.com/press-digest/press-digest)"
 MAX_REDIRECTS = 5
@@ -72,12 +73,8 @@ def describe_size(limit: int) -> str:
 
 def check_http_url(url: str) -> str:
     """`url` if it is an absolute http(s) URL; FeedError("bad_url") otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https"):
-        shown = f"{parts.scheme}:" if parts.scheme else "a relative"
-        raise FeedError("bad_url", f"only http and https URLs can be fetched, not {shown} URL")
-    if not parts.hostname or any(c.isspace() for c in url):
-        raise FeedError("bad_url", f"{url[:200]!r} is not a valid URL")
+    if (problem := http_url_problem(url)) is not None:
+        raise FeedError("bad_url", f"{url[:200]!r}: {problem}")
     return url
 
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
+
+from bot.urls import is_http_url
 
 SUMMARY_MAX_CHARS = 160
 TITLE_MAX_CHARS = 1000  # a title longer than this is not a title; keep digests readable
@@ -280,11 +282,11 @@ def absolute_http_url(value: object, base: str) -> str | None:
     """`value` resolved against `base`, trimmed; None unless it is an http(s) URL."""
     if not isinstance(value, str) or not value.strip():
         return None
-    url = urljoin(base, value.strip())
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+    try:
+        url = urljoin(base, value.strip())
+    except ValueError:  # a malformed base or link (e.g. a bad IPv6 host)
         return None
-    return url
+    return url if is_http_url(url) else None
 
 
 def sha256_hex(*parts: str) -> str:

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import delete, or_, update
@@ -35,6 +34,7 @@ from bot.feeds.normalise import one_line
 from bot.feeds.parse import ParsedFeed, parse_feed
 from bot.feeds.store import IN_CHUNK, StoreOutcome, store_items
 from bot.models import Feed, FeedEntry, Match, Release, utcnow
+from bot.urls import http_url_problem
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +106,8 @@ def _lease_seconds(settings: Settings, feeds: int) -> float:
 def check_feed_url(url: str) -> str:
     """The URL trimmed; ValueError with a one-line reason unless it is an http(s) URL."""
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError(
-            "only http:// and https:// feed URLs can be added, e.g. https://example.org/feed.xml"
-        )
-    if not parts.hostname or any(c.isspace() for c in url):
-        raise ValueError(f"{url[:100]!r} is not a valid URL, e.g. https://example.org/feed.xml")
+    if (problem := http_url_problem(url)) is not None:
+        raise ValueError(f"{problem}, e.g. https://example.org/feed.xml")
     if len(url) > MAX_URL_LENGTH:
         raise ValueError(f"the URL is longer than {MAX_URL_LENGTH} characters")
     return url

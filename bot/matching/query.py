@@ -37,6 +37,7 @@ from typing import NamedTuple
 from bot.matching.catalogue import CatalogueTopic, lookup_joined, topic_by_key
 from bot.matching.text import Term, is_no_space, tidy, tokens
 
+MAX_QUERY_LENGTH = 200  # characters of one query (a subscription, a search)
 MAX_TERMS = 20
 MIN_PREFIX = 2  # letters before a `*`: `a*` would match half of every text
 _CANONICAL_LIMIT = 10_000  # a stored canonical form is re-parsed without the user's limit
@@ -251,7 +252,7 @@ def _label(shown: str) -> str:
     return "".join('"' if ch in _QUOTES else ch for ch in shown)
 
 
-def parse_query(text: str, *, max_length: int = 200) -> ParsedQuery:
+def parse_query(text: str, *, max_length: int = MAX_QUERY_LENGTH) -> ParsedQuery:
     """The canonical form, label and catalogue aliases of a query; QueryError if malformed."""
     tree, shown = _build(text, max_length)
     topic = _catalogue_only(tree)
@@ -360,6 +361,6 @@ def compile_tree(canonical: str) -> QueryTree:
     return compile_canonical(canonical)
 
 
-def query_tree(text: str, *, max_length: int = 200) -> QueryTree:
+def query_tree(text: str, *, max_length: int = MAX_QUERY_LENGTH) -> QueryTree:
     """The tree of a user's query (for /search and preview)."""
     return _build(text, max_length)[0]

@@ -30,7 +30,7 @@ from telegram.ext import ContextTypes
 
 from bot.config import Settings
 from bot.db import SessionFactory
-from bot.delivery.html import escape
+from bot.delivery.html import escape, utf16_len
 from bot.digest.schedule import as_utc, chat_zone
 from bot.i18n import Html, Language, language_from_code, t, t_plain
 from bot.models import Chat, Frequency, Release
@@ -161,10 +161,6 @@ async def send(
     )
 
 
-def utf16_length(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
 async def send_in_parts(
     update: Update, context: ContextTypes.DEFAULT_TYPE, blocks: list[str]
 ) -> None:
@@ -172,7 +168,7 @@ async def send_in_parts(
     part: list[str] = []
     size = 0
     for block in blocks:
-        block_size = utf16_length(block) + 1
+        block_size = utf16_len(block) + 1
         if part and size + block_size > MESSAGE_BUDGET:
             await send(update, context, "\n".join(part))
             part, size = [], 0

@@ -12,7 +12,7 @@ from telegram import Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from bot.delivery.html import escape
+from bot.delivery.html import MAX_MESSAGE_UTF16, escape, utf16_len
 from bot.i18n import t, t_plain
 from bot.models import BroadcastState, Chat
 from bot.telegram import keyboards
@@ -29,7 +29,6 @@ from bot.telegram.common import (
     send,
     send_in_parts,
     shown,
-    utf16_length,
 )
 
 log = logging.getLogger(__name__)
@@ -61,11 +60,11 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     size = 0
     for line in text.splitlines():
         escaped = escape(line)
-        if parts[-1] and size + utf16_length(escaped) + 1 > MESSAGE_BUDGET:
+        if parts[-1] and size + utf16_len(escaped) + 1 > MESSAGE_BUDGET:
             parts.append([])
             size = 0
         parts[-1].append(escaped)
-        size += utf16_length(escaped) + 1
+        size += utf16_len(escaped) + 1
     for index, part in enumerate(parts):
         body = "<pre>" + "\n".join(part or ["-"]) + "</pre>"
         await send(
@@ -186,7 +185,9 @@ async def broadcast_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     header = t(lang, "broadcast_preview", id=broadcast.id)
     markup = keyboards.broadcast_keyboard(lang, broadcast.id)
     preview = f"{header}\n\n{broadcast.text}"
-    if utf16_length(preview) > 4096:  # the text alone fits (it was checked); the header goes first
+    if (
+        utf16_len(preview) > MAX_MESSAGE_UTF16
+    ):  # the text alone fits (it was checked); the header goes first
         await send(update, context, header)
         preview = broadcast.text
     try:
