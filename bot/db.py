@@ -33,8 +33,17 @@ MIGRATE_LOCK = 7_305_431_911  # pg_advisory_xact_lock key: one migration at a ti
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
+def dialect_of(where: AsyncSession | SessionFactory) -> str:
+    """ "sqlite" or "postgresql": the database a session (or a session factory) talks to.
+
+    The one place that asks; SQL that differs between the two looks here.
+    """
+    if isinstance(where, AsyncSession):
+        return where.get_bind().dialect.name
+    bind = where.kw.get("bind")
+    if bind is None:
+        raise RuntimeError("the session factory has no engine bound")
+    return str(bind.dialect.name)
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -89,7 +98,7 @@ async def lock_for_claim(session: AsyncSession) -> None:
     (like BEGIN IMMEDIATE): claims take turns and each sees what the previous one wrote.
     On PostgreSQL the row locks do the work and this does nothing.
     """
-    if session.get_bind().dialect.name == "sqlite":
+    if dialect_of(session) == "sqlite":
         await session.exec(update(Chat).where(false()).values(paused=Chat.paused))
 
 

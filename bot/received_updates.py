@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlmodel import col
 
-from bot.db import SessionFactory, insert_ignoring_conflicts
+from bot.db import SessionFactory, dialect_of, insert_ignoring_conflicts
 from bot.models import ReceivedUpdate, utcnow
 
 KEEP = timedelta(days=1)  # Telegram keeps an unanswered update for at most 24 hours
@@ -18,7 +18,7 @@ _PRUNE_EVERY = 500  # update ids; ids only grow, so this prunes now and then, in
 async def first_delivery(sessions: SessionFactory, update_id: int) -> bool:
     """True the first time any process sees `update_id`, False for every later delivery."""
     async with sessions() as session:
-        dialect = session.get_bind().dialect.name
+        dialect = dialect_of(session)
         insert = insert_ignoring_conflicts(
             dialect,
             ReceivedUpdate.__table__,  # type: ignore[attr-defined]

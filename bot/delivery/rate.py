@@ -16,7 +16,7 @@ from collections import deque
 
 from sqlalchemy import Table, func, update
 
-from bot.db import SessionFactory, finish_transaction, insert_ignoring_conflicts
+from bot.db import SessionFactory, dialect_of, finish_transaction, insert_ignoring_conflicts
 from bot.models import metadata
 
 SEND_RATE: Table = metadata.tables["send_rate"]
@@ -28,7 +28,7 @@ async def reserve_slots(sessions: SessionFactory, name: str, count: int, rate: f
     """Takes `count` slots of the shared rate `name`; the Unix time of the first of them."""
     span = count / rate
     async with sessions() as session:
-        dialect = (await session.connection()).dialect.name
+        dialect = dialect_of(session)
         latest = func.max if dialect == "sqlite" else func.greatest
         stmt = (
             update(SEND_RATE)

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot import metrics
-from bot.db import SessionFactory, finish_transaction
+from bot.db import SessionFactory, dialect_of, finish_transaction
 from bot.delivery.broadcast import finish_broadcast_if_done
 from bot.delivery.budget import SendBudget
 from bot.delivery.limits import DeliveryLimits, SenderSettings
@@ -100,11 +100,6 @@ ProgressCallback = Callable[[DeliveryProgress], Awaitable[None] | None]
 @dataclass
 class _Job:
     msg: ClaimedMessage
-
-
-def _is_sqlite(sessions: SessionFactory) -> bool:
-    bind = sessions.kw.get("bind")
-    return bind is not None and bind.dialect.name == "sqlite"
 
 
 def record_for(msg: ClaimedMessage, outcome: SendOutcome, limits: DeliveryLimits) -> Record:
@@ -206,7 +201,7 @@ class Sender:
         self._dispatch_samples: deque[tuple[float, int]] = deque()
         # SQLite has one writer: claimer and writer taking turns beats them waiting on its lock
         self._db_turn: asyncio.Lock | contextlib.nullcontext[None] = (
-            asyncio.Lock() if _is_sqlite(sessions) else contextlib.nullcontext()
+            asyncio.Lock() if dialect_of(sessions) == "sqlite" else contextlib.nullcontext()
         )
 
     def wake(self) -> None:

@@ -27,7 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import metrics, pipeline
 from bot.config import Settings
-from bot.db import SessionFactory, insert_ignoring_conflicts, lock_for_claim
+from bot.db import SessionFactory, dialect_of, insert_ignoring_conflicts, lock_for_claim
 from bot.feeds.errors import FeedError
 from bot.feeds.fetch import MAX_HINT_SECONDS, FetchResult, Validators, fetch_feed, make_client
 from bot.feeds.normalise import one_line
@@ -133,7 +133,7 @@ async def sync_configured_feeds(sessions: SessionFactory, urls: list[str]) -> No
             existing.update(u for u in (url, configured) if u)
         missing = [url for url in wanted if url not in existing]
         if missing:
-            dialect = (await session.connection()).dialect.name
+            dialect = dialect_of(session)
             now = utcnow()
             insert = insert_ignoring_conflicts(dialect, Feed.__table__, ["url"])  # type: ignore[attr-defined]
             await session.exec(

@@ -23,7 +23,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import insert_ignoring_conflicts, lock_for_claim
+from bot.db import dialect_of, insert_ignoring_conflicts, lock_for_claim
 from bot.feeds.identity import (
     ReleaseKey,
     canonical_link,
@@ -124,7 +124,7 @@ _IDENTITY_LOCK = 0x70645F72656C  # "pd_rel"
 async def _lock_release_identities(session: AsyncSession) -> None:
     """Lets one transaction at a time decide which new releases are copies, until it commits:
     two feeds carrying one release, polled at the same moment, would each see no first copy."""
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         await session.exec(select(func.pg_advisory_xact_lock(_IDENTITY_LOCK)))
     else:
         await lock_for_claim(session)  # SQLite: its write lock, taken now (BEGIN IMMEDIATE)
@@ -154,7 +154,7 @@ async def store_items(
         return outcome
     for item in items:
         _identify(item)
-    dialect = (await session.connection()).dialect.name
+    dialect = dialect_of(session)
 
     # Entries this feed already had: unchanged ones are skipped, changed ones update the release.
     known: dict[str, tuple[int, int, str]] = {}  # guid -> (feed_entry id, release id, content hash)
