@@ -89,10 +89,10 @@ async def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 async def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.feeds.poller import poll_all_feeds
+    from bot.pipeline import poll_all
 
     async def job(sessions: SessionFactory) -> int:
-        reports = await poll_all_feeds(sessions, settings)
+        reports = await poll_all(sessions, settings)
         if args.json:
             print(json.dumps([r.as_json() for r in reports], ensure_ascii=False, indent=2))
         else:

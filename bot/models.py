@@ -11,6 +11,7 @@ from datetime import UTC, datetime, time
 from enum import StrEnum
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     ForeignKey,
@@ -284,3 +285,25 @@ class SendRate(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=16)
     next_slot_at: float = 0.0  # Unix time of the first slot no sender has taken yet
+
+
+class StoredBatch(SQLModel, table=True):
+    """What one poll stored and has not been matched yet: the hand-off from ingest to matching.
+
+    Written in the poll's own transaction, deleted once its releases are matched and their
+    instant alerts queued (bot.pipeline.process_stored). A failure or a crash in between
+    leaves the row, and the next pass does the same batch again: matching is idempotent and
+    alerts keep their dedup keys, so nothing is undone and nothing is sent twice.
+    """
+
+    __tablename__ = "stored_batch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int | None = None
+    new_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    corrected_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    announce: bool = False  # some of new_ids are news (not history)
+    stored_at: datetime = Field(default_factory=utcnow)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))

@@ -113,7 +113,7 @@ async def serve(
     one budget made from them.
     """
     from bot.digest.service import queue_due_digests
-    from bot.feeds.poller import poll_due_feeds
+    from bot.pipeline import poll_due
 
     limits = limits or DeliveryLimits.from_settings(settings)
     budget = SendBudget.for_limits(limits)
@@ -126,7 +126,7 @@ async def serve(
             sender.wake()
 
     async def poll_job() -> None:
-        if any(report.new for report in await poll_due_feeds(sessions, settings)):
+        if any(report.new for report in await poll_due(sessions, settings)):
             wake_sender()  # instant alerts may have been queued
 
     async def digest_job() -> None:

@@ -368,12 +368,6 @@ async def list_followed(
         return [Followed(sub, topic) for sub, topic in (await s.exec(stmt)).all()]
 
 
-async def list_subscriptions(
-    sessions: SessionFactory, chat: Chat, thread_id: int | None = None
-) -> list[Subscription]:
-    return [f.subscription for f in await list_followed(sessions, chat, thread_id)]
-
-
 async def subscribe(
     sessions: SessionFactory,
     chat: Chat,

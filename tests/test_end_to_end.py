@@ -18,8 +18,9 @@ from bot.db import SessionFactory
 from bot.delivery.sender import DeliveryLimits, Sender
 from bot.delivery.telegram_transport import TelegramTransport
 from bot.digest.service import queue_due_digests
-from bot.feeds.poller import poll_all_feeds, sync_configured_feeds
+from bot.feeds.poller import sync_configured_feeds
 from bot.models import utcnow
+from bot.pipeline import poll_all
 from bot.subscriptions import register_chat, subscribe
 from tests.doubles.feed_server import FeedServer
 from tests.doubles.telegram_api import BotAPIDouble
@@ -68,7 +69,7 @@ async def test_each_follower_gets_exactly_one_valid_digest_of_what_is_new(
         await sync_configured_feeds(any_sessions, [url])
 
         # what the feed holds before anyone follows it is not news
-        [first] = await poll_all_feeds(any_sessions, settings)
+        [first] = await poll_all(any_sessions, settings)
         assert (first.status, first.new) == ("ok", 2)
 
         followers: dict[int, str] = {}
@@ -85,7 +86,7 @@ async def test_each_follower_gets_exactly_one_valid_digest_of_what_is_new(
         feeds.set_feed_body(
             "/general_en.xml", _releases(feeds_dir, "1", published=utcnow()), etag='"v2"'
         )
-        [second] = await poll_all_feeds(any_sessions, settings)
+        [second] = await poll_all(any_sessions, settings)
         assert (second.status, second.new) == ("ok", 2)
 
         assert await queue_due_digests(any_sessions, force=True) == CHATS
@@ -157,7 +158,7 @@ async def test_a_feed_that_starts_empty_brings_its_first_releases_to_earlier_fol
     async with FeedServer() as feeds, BotAPIDouble() as api:
         url = feeds.add_feed("/general_en.xml", _no_items(feeds_dir), etag='"v0"')
         await sync_configured_feeds(any_sessions, [url])
-        [empty] = await poll_all_feeds(any_sessions, settings)
+        [empty] = await poll_all(any_sessions, settings)
         assert (empty.status, empty.new, empty.error) == ("ok", 0, None)
 
         chat = await register_chat(any_sessions, 4242, "private", None, "en", settings)
@@ -167,7 +168,7 @@ async def test_a_feed_that_starts_empty_brings_its_first_releases_to_earlier_fol
         feeds.set_feed_body(
             "/general_en.xml", _releases(feeds_dir, "", published=utcnow()), etag='"v1"'
         )
-        [first] = await poll_all_feeds(any_sessions, settings)
+        [first] = await poll_all(any_sessions, settings)
         assert (first.status, first.new) == ("ok", 2)
 
         assert await queue_due_digests(any_sessions, force=True) == 1
@@ -181,7 +182,7 @@ async def test_a_feed_that_starts_empty_brings_its_first_releases_to_earlier_fol
         assert "e-commerce" in digest.text.lower()
         assert "national security" not in digest.text.lower()
 
-        [again] = await poll_all_feeds(any_sessions, settings)
+        [again] = await poll_all(any_sessions, settings)
         assert again.status == "not_modified"
         assert await queue_due_digests(any_sessions, force=True) == 0
         assert len(api.messages_to(4242)) == 1

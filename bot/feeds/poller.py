@@ -20,20 +20,20 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import httpx
-from sqlalchemy import delete, or_, update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import metrics, pipeline
+from bot import metrics
 from bot.config import Settings
 from bot.db import SessionFactory, dialect_of, insert_ignoring_conflicts, lock_for_claim
 from bot.feeds.errors import FeedError
 from bot.feeds.fetch import MAX_HINT_SECONDS, FetchResult, Validators, fetch_feed, make_client
 from bot.feeds.normalise import one_line
 from bot.feeds.parse import ParsedFeed, parse_feed
-from bot.feeds.store import IN_CHUNK, StoreOutcome, store_items
-from bot.models import Feed, FeedEntry, Match, Release, utcnow
+from bot.feeds.store import StoreOutcome, store_items
+from bot.models import Feed, StoredBatch, utcnow
 from bot.urls import http_url_problem
 
 log = logging.getLogger(__name__)
@@ -307,32 +307,26 @@ async def _fetch_parse_store(
         feed = await session.get(Feed, feed_id)
         if feed is None:
             raise FeedError("gone", "the feed was removed during the poll")
-        previous_success = feed.last_success_at
         outcome = StoreOutcome()
         if parsed is not None:
             outcome = await store_items(
                 session, feed_id, parsed.items, feed_added_at=feed.created_at, now=started
             )
         await _record_success(session, settings, feed, fetched, parsed, outcome)
+        if outcome.new_ids or outcome.updated_ids:
+            # handed on to matching in the same transaction (bot.pipeline.process_stored)
+            session.add(
+                StoredBatch(
+                    feed_id=feed_id,
+                    new_ids=outcome.new_ids,
+                    updated_ids=outcome.updated_ids,
+                    corrected_ids=outcome.corrected_ids,
+                    announce=bool(outcome.announced_ids),
+                    stored_at=started,
+                )
+            )
         await session.commit()
         url = feed.url
-
-    if outcome.new_ids or outcome.updated_ids:
-        try:
-            await pipeline.on_releases_stored(
-                sessions,
-                outcome.new_ids,
-                outcome.updated_ids,
-                announce=bool(outcome.announced_ids),
-                corrected_ids=outcome.corrected_ids,
-            )
-        except Exception as exc:
-            # Unmatched releases would never reach a digest, and the next poll would see them
-            # as known: undo this poll's ingest so that the next poll stores and matches again.
-            log.exception("feed %s: on_releases_stored failed", url)
-            await _undo_ingest(sessions, feed_id, outcome, previous_success)
-            detail = f"{type(exc).__name__}: {one_line(str(exc))[:150]}"
-            raise FeedError("matching", f"{detail} (retried on the next poll)") from None
     status: Status = "ok" if parsed is not None else "not_modified"
     log.info(
         "feed %s: %s, %d new, %d updated",
@@ -343,50 +337,6 @@ async def _fetch_parse_store(
     )
     metrics.RELEASES_INGESTED.inc(len(outcome.new_ids))
     return PollReport(feed_id, url, status, len(outcome.new_ids), len(outcome.updated_ids), None)
-
-
-async def _undo_ingest(
-    sessions: SessionFactory,
-    feed_id: int,
-    outcome: StoreOutcome,
-    previous_success: datetime | None,
-) -> None:
-    """Forgets what a poll stored, so that the next poll stores (and matches) it again.
-
-    The releases it created go (their entries and matches with them); the entries whose
-    release it changed are marked changed again; the feed's validators are cleared so the
-    next poll fetches and parses the whole body.
-    """
-    async with sessions() as session:
-        removed = 0
-        for start in range(0, len(outcome.new_ids), IN_CHUNK):
-            chunk = outcome.new_ids[start : start + IN_CHUNK]
-            removed += len(
-                (
-                    await session.exec(
-                        select(FeedEntry.id).where(
-                            FeedEntry.feed_id == feed_id, col(FeedEntry.release_id).in_(chunk)
-                        )
-                    )
-                ).all()
-            )
-            await session.exec(delete(FeedEntry).where(col(FeedEntry.release_id).in_(chunk)))
-            await session.exec(delete(Match).where(col(Match.release_id).in_(chunk)))
-            await session.exec(delete(Release).where(col(Release.id).in_(chunk)))
-        for start in range(0, len(outcome.updated_ids), IN_CHUNK):
-            chunk = outcome.updated_ids[start : start + IN_CHUNK]
-            await session.exec(
-                update(FeedEntry)
-                .where(col(FeedEntry.feed_id) == feed_id, col(FeedEntry.release_id).in_(chunk))
-                .values(content_hash="")
-            )
-        feed = await session.get(Feed, feed_id)
-        if feed is not None:
-            feed.etag = feed.last_modified = feed.body_hash = None
-            feed.last_success_at = previous_success
-            feed.item_count = max(0, feed.item_count - removed)
-            session.add(feed)
-        await session.commit()
 
 
 async def _record_success(

@@ -8,8 +8,9 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import Settings
-from bot.feeds.poller import poll_all_feeds, sync_configured_feeds
+from bot.feeds.poller import sync_configured_feeds
 from bot.http import http_server
+from bot.pipeline import poll_all
 from tests.delivery.helpers import add_chats, queue_text
 from tests.doubles.feed_server import FeedServer, rss
 from tests.doubles.telegram_api import BotAPIDouble
@@ -73,7 +74,7 @@ async def test_metrics_follow_polls_and_sends(
         good = feeds.add_feed("/good.xml", rss([{"title": "A", "link": "https://x.example/a"}]))
         gone = feeds.add_status("/gone.xml", 404)
         await sync_configured_feeds(sessions, [good, gone])
-        await poll_all_feeds(sessions, settings)
+        await poll_all(sessions, settings)
         chats = await add_chats(sessions, [9101, 9102, 9103])
         await queue_text(sessions, chats, "hello")
         queued = await _scrape(port)

@@ -12,8 +12,9 @@ from sqlmodel import col, select
 
 from bot.db import SessionFactory
 from bot.digest.service import queue_digest_now
-from bot.feeds.poller import poll_all_feeds, sync_configured_feeds
+from bot.feeds.poller import sync_configured_feeds
 from bot.models import Chat, Frequency, OutboxMessage, utcnow
+from bot.pipeline import poll_all
 from bot.subscriptions import register_chat, set_frequency, subscribe
 from tests.doubles.feed_server import FeedServer, rss
 from tests.feeds.conftest import make_settings
@@ -32,7 +33,7 @@ async def _set_up(sessions: SessionFactory, server: FeedServer, *, instant: bool
     settings = make_settings()
     url = server.add_feed("/gia.xml", rss([]))
     await sync_configured_feeds(sessions, [url])
-    await poll_all_feeds(sessions, settings)  # the feed exists before it publishes
+    await poll_all(sessions, settings)  # the feed exists before it publishes
     chats = []
     for telegram_id, language in ((7001, "en"), (7002, "zh")):
         chat = await register_chat(sessions, telegram_id, "private", None, language, settings)
@@ -42,7 +43,7 @@ async def _set_up(sessions: SessionFactory, server: FeedServer, *, instant: bool
         chats.append(chat)
     release = {**RELEASE, "pubDate": format_datetime(utcnow(), usegmt=True)}
     server.set_feed_body("/gia.xml", rss([release]))
-    await poll_all_feeds(sessions, settings)
+    await poll_all(sessions, settings)
     return settings, chats, release
 
 
@@ -75,7 +76,7 @@ async def test_a_corrected_figure_comes_once_more_marked_in_the_next_digest(
     corrected = {**release, "description": release["description"].replace("$3", "$30")}
     corrected["title"] = release["title"].replace("$3", "$30")
     feed_server.set_feed_body("/gia.xml", rss([corrected]))
-    await poll_all_feeds(any_sessions, settings)
+    await poll_all(any_sessions, settings)
 
     [again] = await _digest(any_sessions, en)
     [again_zh] = await _digest(any_sessions, zh)
@@ -90,10 +91,10 @@ async def test_an_unchanged_republication_or_a_whitespace_edit_sends_nothing(
     settings, (en, _zh), release = await _set_up(any_sessions, feed_server)
     assert len(await _digest(any_sessions, en)) == 1
     feed_server.set_feed_body("/gia.xml", rss([release]))  # the same again
-    await poll_all_feeds(any_sessions, settings)
+    await poll_all(any_sessions, settings)
     spaced = {**release, "description": release["description"].replace(" about", "  about")}
     feed_server.set_feed_body("/gia.xml", rss([spaced]))
-    await poll_all_feeds(any_sessions, settings)
+    await poll_all(any_sessions, settings)
     assert await _digest(any_sessions, en) == []
 
 
@@ -104,7 +105,7 @@ async def test_a_chat_that_never_had_the_release_gets_it_once_unmarked(
     # no digest yet: the chat has not received it when the correction arrives
     corrected = {**release, "title": release["title"].replace("$3", "$30")}
     feed_server.set_feed_body("/gia.xml", rss([corrected]))
-    await poll_all_feeds(any_sessions, settings)
+    await poll_all(any_sessions, settings)
     [only] = await _digest(any_sessions, en)
     assert "$30 million" in only and "Corrected" not in only
     assert only.count(LINK) == 1
@@ -119,8 +120,8 @@ async def test_instant_chats_get_the_correction_at_once_marked(
 
     corrected = {**release, "title": "Customs seizes suspected cannabis worth $30 million"}
     feed_server.set_feed_body("/gia.xml", rss([corrected]))
-    await poll_all_feeds(any_sessions, settings)
-    await poll_all_feeds(any_sessions, settings)  # polled again, unchanged: nothing more
+    await poll_all(any_sessions, settings)
+    await poll_all(any_sessions, settings)  # polled again, unchanged: nothing more
 
     texts = await _texts(any_sessions, en)
     assert len(texts) == 2 and "Corrected:" in texts[1] and "$30 million" in texts[1]

@@ -9,15 +9,16 @@ from sqlmodel import select
 
 from bot.db import SessionFactory
 from bot.feeds.fetch import USER_AGENT
-from bot.feeds.poller import PollReport, poll_all_feeds, sync_configured_feeds
+from bot.feeds.poller import PollReport, sync_configured_feeds
 from bot.models import Feed, Release
+from bot.pipeline import poll_all
 from tests.doubles.feed_server import FeedServer, quadratic_blowup_feed, rss
 from tests.feeds.conftest import StoredCall, make_settings
 
 
 async def poll_one(sessions: SessionFactory, url: str, **settings: object) -> PollReport:
     await sync_configured_feeds(sessions, [url])
-    reports = await poll_all_feeds(sessions, make_settings(**settings))
+    reports = await poll_all(sessions, make_settings(**settings))
     (report,) = [r for r in reports if r.url == url]
     return report
 
@@ -90,7 +91,7 @@ async def test_http_errors_are_named_by_status(sessions, feed_server: FeedServer
     broken = feed_server.add_status("/broken.xml", 500)
     await sync_configured_feeds(sessions, [missing, broken])
 
-    reports = {r.url: r for r in await poll_all_feeds(sessions, make_settings())}
+    reports = {r.url: r for r in await poll_all(sessions, make_settings())}
 
     assert reports[missing].error == "http_404: Not Found"
     assert reports[broken].error == "http_500: Internal Server Error"

@@ -15,15 +15,9 @@ from sqlmodel import select
 
 from bot.db import SessionFactory
 from bot.feeds import poller
-from bot.feeds.poller import (
-    add_feed,
-    list_feeds,
-    poll_all_feeds,
-    poll_due_feeds,
-    remove_feed,
-    sync_configured_feeds,
-)
-from bot.models import Feed, FeedEntry, Release, utcnow
+from bot.feeds.poller import list_feeds, remove_feed, sync_configured_feeds
+from bot.models import Feed, FeedEntry, Release, StoredBatch, utcnow
+from bot.pipeline import add_feed, poll_all, poll_due
 from tests.doubles.feed_server import FeedServer, rss
 from tests.feeds.conftest import StoredCall, make_settings
 
@@ -66,8 +60,8 @@ async def test_second_poll_sends_the_validators_and_is_not_modified(
     await sync_configured_feeds(sessions, [url])
     settings = make_settings()
 
-    (first,) = await poll_all_feeds(sessions, settings)
-    (second,) = await poll_all_feeds(sessions, settings)
+    (first,) = await poll_all(sessions, settings)
+    (second,) = await poll_all(sessions, settings)
 
     assert (first.status, first.new) == ("ok", 1)
     assert (second.status, second.new, second.updated) == ("not_modified", 0, 0)
@@ -83,7 +77,7 @@ async def test_a_200_with_the_same_body_is_not_modified(
     url = feed_server.add_feed("/plain.xml", rss([ITEM_A]))  # no validators at all
     await sync_configured_feeds(sessions, [url])
 
-    reports = [(await poll_all_feeds(sessions, make_settings()))[0] for _ in range(2)]
+    reports = [(await poll_all(sessions, make_settings()))[0] for _ in range(2)]
 
     assert [r.status for r in reports] == ["ok", "not_modified"]
 
@@ -95,10 +89,10 @@ async def test_first_poll_is_not_news_and_later_new_items_are(
     await sync_configured_feeds(any_sessions, [url])
     settings = make_settings()
 
-    (first,) = await poll_all_feeds(any_sessions, settings)
+    (first,) = await poll_all(any_sessions, settings)
     feed_server.set_feed_body("/news.xml", rss([ITEM_C, ITEM_A, ITEM_B]))
-    (second,) = await poll_all_feeds(any_sessions, settings)
-    (third,) = await poll_all_feeds(any_sessions, settings)  # same body again
+    (second,) = await poll_all(any_sessions, settings)
+    (third,) = await poll_all(any_sessions, settings)  # same body again
 
     assert (first.new, second.new, third.new) == (2, 1, 0)
     stored = await releases(any_sessions)
@@ -122,13 +116,13 @@ async def test_two_feeds_with_the_same_release_each_keep_their_own_row_shown_onc
 ) -> None:
     one = feed_server.add_feed("/one.xml", rss([ITEM_A]))
     await sync_configured_feeds(any_sessions, [one])
-    await poll_all_feeds(any_sessions, make_settings())
+    await poll_all(any_sessions, make_settings())
     two = feed_server.add_feed(
         "/two.xml", rss([{**ITEM_A, "guid": "tag:other.example,2025:a"}, ITEM_B])
     )
     await sync_configured_feeds(any_sessions, [two])
 
-    reports = {r.url: r for r in await poll_all_feeds(any_sessions, make_settings())}
+    reports = {r.url: r for r in await poll_all(any_sessions, make_settings())}
 
     stored = await releases(any_sessions)
     first, copy, other = stored
@@ -154,12 +148,12 @@ async def test_a_changed_entry_updates_its_release_in_place(
     url = feed_server.add_feed("/news.xml", rss([ITEM_A, ITEM_B]))
     await sync_configured_feeds(any_sessions, [url])
     settings = make_settings()
-    await poll_all_feeds(any_sessions, settings)
+    await poll_all(any_sessions, settings)
     (before,) = [r for r in await releases(any_sessions) if r.guid == ITEM_A["guid"]]
 
     corrected = {**ITEM_A, "title": "Customs seizes goods (corrected)"}
     feed_server.set_feed_body("/news.xml", rss([corrected, ITEM_B]))
-    (report,) = await poll_all_feeds(any_sessions, settings)
+    (report,) = await poll_all(any_sessions, settings)
 
     assert (report.status, report.new, report.updated) == ("ok", 0, 1)
     stored = await releases(any_sessions)
@@ -176,7 +170,7 @@ async def test_the_same_feed_twice_in_one_document_stores_each_entry_once(
     url = feed_server.add_feed("/dup.xml", rss([ITEM_A, ITEM_A, ITEM_B]))
     await sync_configured_feeds(any_sessions, [url, url])
 
-    (report,) = await poll_all_feeds(any_sessions, make_settings())
+    (report,) = await poll_all(any_sessions, make_settings())
 
     assert report.new == 2
     assert len(await releases(any_sessions)) == 2
@@ -192,7 +186,7 @@ async def test_failures_back_off_exponentially_and_success_resets(
     delays = []
     for _ in range(3):
         started = utcnow()
-        (report,) = await poll_all_feeds(sessions, settings)
+        (report,) = await poll_all(sessions, settings)
         row = await feed_row(sessions, url)
         delays.append((row.next_poll_at - started).total_seconds())
     assert report.error == "http_503: Service Unavailable"
@@ -201,7 +195,7 @@ async def test_failures_back_off_exponentially_and_success_resets(
         assert 60 * 2**failures <= delay <= 60 * 2**failures * 1.1 + 2
 
     feed_server.add_feed("/flaky.xml", rss([ITEM_A]))
-    (report,) = await poll_all_feeds(sessions, settings)
+    (report,) = await poll_all(sessions, settings)
     row = await feed_row(sessions, url)
     assert report.status == "ok"
     assert (
@@ -219,7 +213,7 @@ async def test_backoff_is_capped_at_six_hours(sessions, feed_server: FeedServer)
         s.add(row)
         await s.commit()
 
-    await poll_all_feeds(sessions, make_settings())
+    await poll_all(sessions, make_settings())
 
     row = await feed_row(sessions, url)
     delay = (row.next_poll_at - utcnow()).total_seconds()
@@ -237,7 +231,7 @@ async def test_caching_hints_lengthen_the_interval(
     busy = feed_server.add_status("/busy.xml", 429, headers={"Retry-After": "7200"})
     await sync_configured_feeds(sessions, [ttl, max_age, huge, busy])
 
-    await poll_all_feeds(sessions, make_settings(poll_interval=300))
+    await poll_all(sessions, make_settings(poll_interval=300))
 
     now = utcnow()
     rows = {url: await feed_row(sessions, url) for url in (ttl, max_age, huge, busy)}
@@ -261,7 +255,7 @@ async def test_a_permanent_redirect_updates_the_stored_url(
     feed_server.add_feed("/other.xml", rss([ITEM_B]))
     await sync_configured_feeds(any_sessions, [old_url, temporary])
 
-    reports = await poll_all_feeds(any_sessions, make_settings())
+    reports = await poll_all(any_sessions, make_settings())
 
     assert sorted(r.url for r in reports) == sorted([new_url, temporary])
     assert sorted(f.url for f in await list_feeds(any_sessions)) == sorted([new_url, temporary])
@@ -274,7 +268,7 @@ async def test_a_permanent_redirect_to_a_known_feed_keeps_the_url(
     old_url = feed_server.add_redirect("/old.xml", target, status=308)
     await sync_configured_feeds(sessions, [target, old_url])
 
-    reports = await poll_all_feeds(sessions, make_settings())
+    reports = await poll_all(sessions, make_settings())
 
     assert sorted(r.url for r in reports) == sorted([target, old_url])
     assert len([r for r in await releases(sessions) if r.duplicate_of is None]) == 1
@@ -289,7 +283,7 @@ async def test_a_slow_feed_does_not_delay_a_fast_one(
     settings = make_settings(fetch_timeout=3.0)
 
     started = time.monotonic()
-    poll = asyncio.create_task(poll_all_feeds(sessions, settings))
+    poll = asyncio.create_task(poll_all(sessions, settings))
     while not await releases(sessions):
         assert not poll.done()
         await asyncio.sleep(0.02)
@@ -317,14 +311,14 @@ async def test_poll_due_feeds_claims_only_due_feeds_and_leases_them(
     settings = make_settings()
 
     first, second = await asyncio.gather(
-        poll_due_feeds(any_sessions, settings), poll_due_feeds(any_sessions, settings)
+        poll_due(any_sessions, settings), poll_due(any_sessions, settings)
     )
 
     polled = [r.url for r in [*first, *second]]
     assert polled == [due]  # claimed once, by one of the two workers
     assert len(feed_server.requests_for("/due.xml")) == 1
-    assert await poll_due_feeds(any_sessions, settings) == []  # next_poll_at moved forward
-    reports = await poll_due_feeds(any_sessions, settings, now=utcnow() + timedelta(hours=2))
+    assert await poll_due(any_sessions, settings) == []  # next_poll_at moved forward
+    reports = await poll_due(any_sessions, settings, now=utcnow() + timedelta(hours=2))
     assert sorted(r.url for r in reports) == sorted([due, later])
 
 
@@ -383,7 +377,7 @@ async def test_an_unexpected_exception_becomes_an_internal_error_report(
     url = feed_server.add_feed("/news.xml", rss([ITEM_A]))
     await sync_configured_feeds(sessions, [url])
 
-    (report,) = await poll_all_feeds(sessions, make_settings())
+    (report,) = await poll_all(sessions, make_settings())
 
     assert report.status == "error" and report.error == "internal: KeyError: 'boom'"
     assert (await feed_row(sessions, url)).last_error == report.error
@@ -399,7 +393,7 @@ async def test_every_tricky_file_through_a_full_poll_gives_a_report(
     ]
     await sync_configured_feeds(sessions, urls)
 
-    reports = await poll_all_feeds(sessions, make_settings())
+    reports = await poll_all(sessions, make_settings())
 
     assert len(reports) == len(files)
     for report in reports:
@@ -437,9 +431,7 @@ async def test_fetches_are_bounded_and_one_feed_is_never_fetched_twice_at_once(
     await sync_configured_feeds(sessions, urls)
     settings = make_settings(fetch_concurrency=2)
 
-    first, second = await asyncio.gather(
-        poll_all_feeds(sessions, settings), poll_all_feeds(sessions, settings)
-    )
+    first, second = await asyncio.gather(poll_all(sessions, settings), poll_all(sessions, settings))
 
     assert len(first) == len(second) == 5
     assert peak["all"] == 2
@@ -464,10 +456,10 @@ async def test_a_200_with_an_unchanged_etag_but_a_new_body_is_stored(
     await sync_configured_feeds(sessions, [url])
     settings = make_settings()
 
-    (first,) = await poll_all_feeds(sessions, settings)
+    (first,) = await poll_all(sessions, settings)
     feed_server_body[0] = rss([ITEM_B, ITEM_A])
-    (second,) = await poll_all_feeds(sessions, settings)
-    (third,) = await poll_all_feeds(sessions, settings)
+    (second,) = await poll_all(sessions, settings)
+    (third,) = await poll_all(sessions, settings)
 
     assert (first.status, first.new) == ("ok", 1)
     assert (second.status, second.new) == ("ok", 1)
@@ -491,18 +483,26 @@ async def test_releases_whose_matching_failed_are_matched_on_the_next_poll(
     url = feed_server.add_feed("/news.xml", rss([ITEM_A]), etag='"v1"')
     await sync_configured_feeds(any_sessions, [url])
     settings = make_settings()
-    await poll_all_feeds(any_sessions, settings)  # first poll: matched fine (nothing fails)
+    await poll_all(any_sessions, settings)  # first poll: matched fine (nothing fails)
     failures.append(RuntimeError("database is locked"))
     feed_server.set_feed_body("/news.xml", rss([ITEM_B, ITEM_A]), etag='"v2"')
 
-    (failed,) = await poll_all_feeds(any_sessions, settings)
-    (retried,) = await poll_all_feeds(any_sessions, settings)
-
-    assert failed.status == "error" and failed.error is not None
-    assert failed.error.startswith("matching: RuntimeError: database is locked")
-    assert (retried.status, retried.new) == ("ok", 1)
+    (stored,) = await poll_all(any_sessions, settings)
+    # what was stored stays stored (nothing is undone); its batch waits for the next pass
+    assert (stored.status, stored.new) == ("ok", 1)
     (release,) = [r for r in await releases(any_sessions) if r.link == ITEM_B["link"]]
+    assert [c.new_ids for c in calls] == [[1]]  # only the first poll's batch went through
+    async with any_sessions() as session:
+        (waiting,) = (await session.exec(select(StoredBatch))).all()
+    assert waiting.new_ids == [release.id] and waiting.attempts == 1
+    assert waiting.last_error == "RuntimeError: database is locked"
+
+    (unchanged,) = await poll_all(any_sessions, settings)  # the feed says 304 this time
+
+    assert unchanged.status == "not_modified"
     assert calls[-1].new_ids == [release.id] and calls[-1].announce is True
+    async with any_sessions() as session:
+        assert (await session.exec(select(StoredBatch))).all() == []
     row = await feed_row(any_sessions, url)
     assert row.item_count == 2 and row.last_error is None
 
@@ -522,9 +522,9 @@ async def test_a_first_poll_whose_matching_failed_is_still_not_news(
     url = feed_server.add_feed("/news.xml", rss([ITEM_A, ITEM_B]))
     await sync_configured_feeds(sessions, [url])
 
-    reports = [(await poll_all_feeds(sessions, make_settings()))[0] for _ in range(2)]
+    reports = [(await poll_all(sessions, make_settings()))[0] for _ in range(2)]
 
-    assert [r.status for r in reports] == ["error", "ok"]
+    assert [(r.status, r.new) for r in reports] == [("ok", 2), ("not_modified", 0)]
     assert len(calls) == 1 and len(calls[0].new_ids) == 2 and calls[0].announce is False
     assert all(r.announce is False for r in await releases(sessions))
 
@@ -543,13 +543,13 @@ async def test_a_changed_release_whose_matching_failed_is_matched_again(
     monkeypatch.setattr("bot.pipeline.on_releases_stored", flaky)
     url = feed_server.add_feed("/news.xml", rss([ITEM_A]))
     await sync_configured_feeds(sessions, [url])
-    await poll_all_feeds(sessions, make_settings())
+    await poll_all(sessions, make_settings())
     failures.append(ValueError("boom"))
     feed_server.set_feed_body("/news.xml", rss([{**ITEM_A, "title": "Customs (corrected)"}]))
 
-    reports = [(await poll_all_feeds(sessions, make_settings()))[0] for _ in range(2)]
+    reports = [(await poll_all(sessions, make_settings()))[0] for _ in range(2)]
 
-    assert [(r.status, r.updated) for r in reports] == [("error", 0), ("ok", 1)]
+    assert [(r.status, r.updated) for r in reports] == [("ok", 1), ("not_modified", 0)]
     (release,) = await releases(sessions)
     assert calls[-1].updated_ids == [release.id] and release.title == "Customs (corrected)"
 
@@ -572,7 +572,7 @@ async def test_the_poll_tick_leaves_a_feed_that_addfeed_is_polling_alone(
 
     adding = asyncio.create_task(add_feed(any_sessions, settings, url, added_by=1))
     await asyncio.wait_for(fetching.wait(), 5)  # the feed is stored, its first fetch under way
-    ticking = asyncio.create_task(poll_due_feeds(any_sessions, settings))
+    ticking = asyncio.create_task(poll_due(any_sessions, settings))
     await asyncio.sleep(0.2)
     release.set()
     ticked = await ticking
@@ -604,10 +604,10 @@ async def test_bulletins_under_one_link_with_new_guids_are_each_stored(
     url = feed_server.add_feed("/current.xml", rss([first]))
     await sync_configured_feeds(any_sessions, [url])
     settings = make_settings()
-    await poll_all_feeds(any_sessions, settings)
+    await poll_all(any_sessions, settings)
     feed_server.set_feed_body("/current.xml", rss([second]))
 
-    (report,) = await poll_all_feeds(any_sessions, settings)
+    (report,) = await poll_all(any_sessions, settings)
 
     assert (report.status, report.new) == ("ok", 1)
     stored = await releases(any_sessions)
@@ -621,11 +621,11 @@ async def test_a_feed_that_renews_every_guid_does_not_duplicate_its_releases(
 ) -> None:
     url = feed_server.add_feed("/renew.xml", rss([ITEM_A, ITEM_B]))
     await sync_configured_feeds(sessions, [url])
-    await poll_all_feeds(sessions, make_settings())
+    await poll_all(sessions, make_settings())
     renewed = [{**item, "guid": item["guid"] + "?build=2"} for item in (ITEM_A, ITEM_B)]
     feed_server.set_feed_body("/renew.xml", rss(renewed))
 
-    (report,) = await poll_all_feeds(sessions, make_settings())
+    (report,) = await poll_all(sessions, make_settings())
 
     assert (report.status, report.new) == ("ok", 0)
     assert len(await releases(sessions)) == 2
@@ -672,7 +672,7 @@ async def test_two_processes_on_one_sqlite_file_fetch_each_due_feed_once(
                 feed.next_poll_at = utcnow() - timedelta(seconds=1)
                 s.add(feed)
             await s.commit()
-        await asyncio.gather(*(poll_due_feeds(w, settings, limit=12) for w in workers))
+        await asyncio.gather(*(poll_due(w, settings, limit=12) for w in workers))
 
     fetches = [len(feed_server.requests_for(f"/f{n}.xml")) for n in range(12)]
     assert fetches == [3] * 12
@@ -691,13 +691,13 @@ async def test_a_valid_feed_with_no_items_is_healthy_and_its_first_items_are_new
     await sync_configured_feeds(any_sessions, [url])
     settings = make_settings()
 
-    (empty,) = await poll_all_feeds(any_sessions, settings)
+    (empty,) = await poll_all(any_sessions, settings)
     row = await feed_row(any_sessions, url)
     published = row.created_at + timedelta(seconds=1)
     feed_server.set_feed_body(
         "/new.xml", rss([_dated(ITEM_A, published), _dated(ITEM_B, published)])
     )
-    (first,) = await poll_all_feeds(any_sessions, settings)
+    (first,) = await poll_all(any_sessions, settings)
 
     assert (empty.status, empty.new, empty.error) == ("ok", 0, None)
     assert row.last_error is None and row.consecutive_failures == 0
@@ -712,13 +712,13 @@ async def test_after_failed_first_fetches_what_was_published_since_the_feed_was_
     url = feed_server.add_status("/late.xml", 404)
     await sync_configured_feeds(any_sessions, [url])
     settings = make_settings()
-    (failed,) = await poll_all_feeds(any_sessions, settings)
+    (failed,) = await poll_all(any_sessions, settings)
     added = (await feed_row(any_sessions, url)).created_at
     old = _dated(ITEM_A, added - timedelta(days=2))
     new = _dated(ITEM_B, added + timedelta(seconds=2))
     feed_server.add_feed("/late.xml", rss([new, old]))
 
-    (recovered,) = await poll_all_feeds(any_sessions, settings)
+    (recovered,) = await poll_all(any_sessions, settings)
 
     assert failed.status == "error" and (recovered.status, recovered.new) == ("ok", 2)
     by_link = {r.link: r for r in await releases(any_sessions)}
@@ -733,13 +733,13 @@ async def test_a_configured_feed_that_moved_permanently_is_not_added_again(
     new_url = feed_server.add_feed("/moved.xml", rss([ITEM_A]))
     old_url = feed_server.add_redirect("/configured.xml", new_url, status=308)
     await sync_configured_feeds(any_sessions, [old_url])
-    await poll_all_feeds(any_sessions, make_settings())
+    await poll_all(any_sessions, make_settings())
 
     await sync_configured_feeds(any_sessions, [old_url])  # the next start, FEEDS unchanged
 
     (feed,) = await list_feeds(any_sessions)
     assert (feed.url, feed.configured_url) == (new_url, old_url)
-    (report,) = await poll_all_feeds(any_sessions, make_settings())
+    (report,) = await poll_all(any_sessions, make_settings())
     assert report.url == new_url
 
 
@@ -766,7 +766,7 @@ async def test_a_chinese_feed_that_declares_no_charset_is_stored_as_written(
     url = feed_server.add_feed("/zh.xml", text.encode(codec), content_type="application/rss+xml")
     await sync_configured_feeds(sessions, [url])
 
-    (report,) = await poll_all_feeds(sessions, make_settings())
+    (report,) = await poll_all(sessions, make_settings())
 
     assert (report.status, report.new) == ("ok", len(titles)) and len(titles) == 12
     stored = {r.title for r in await releases(sessions)}

@@ -16,9 +16,10 @@ from sqlmodel import col, select
 from bot.config import Settings
 from bot.db import SessionFactory
 from bot.digest.service import queue_digest_now
-from bot.feeds.poller import poll_all_feeds, sync_configured_feeds
+from bot.feeds.poller import sync_configured_feeds
 from bot.matching.service import search_releases
 from bot.models import Chat, Feed, FeedEntry, Match, OutboxMessage, Release, utcnow
+from bot.pipeline import poll_all
 from bot.subscriptions import register_chat, subscribe
 from tests.doubles.feed_server import FeedServer, rss
 from tests.feeds.conftest import make_settings
@@ -72,7 +73,7 @@ async def _empty_then(
     """A feed added (and polled once) before it publishes anything."""
     url = server.add_feed(path, rss([]))
     await sync_configured_feeds(sessions, [url])
-    await poll_all_feeds(sessions, settings)
+    await poll_all(sessions, settings)
     return url
 
 
@@ -84,17 +85,17 @@ async def test_a_feed_that_copied_a_release_cannot_rewrite_it(
     official = await _empty_then(any_sessions, feed_server, "/official.xml", settings)
     release = _dated(OFFICIAL)
     feed_server.set_feed_body("/official.xml", rss([release]))
-    await poll_all_feeds(any_sessions, settings)
+    await poll_all(any_sessions, settings)
     # a hostile feed copies the official release (its link and text) under a guid of its own
     copy = {**release, "guid": "tag:hostile.example,2026:1"}
     hostile = feed_server.add_feed("/hostile.xml", rss([copy]))
     await sync_configured_feeds(any_sessions, [hostile])
-    await poll_all_feeds(any_sessions, settings)
+    await poll_all(any_sessions, settings)
 
     # then it changes its entry into a phishing message
     phishing = {**copy, "title": PHISHING_TEXT, "link": PHISHING_LINK, "description": PHISHING_TEXT}
     feed_server.set_feed_body("/hostile.xml", rss([phishing]))
-    reports = {r.url: r for r in await poll_all_feeds(any_sessions, settings)}
+    reports = {r.url: r for r in await poll_all(any_sessions, settings)}
 
     assert reports[hostile].status == "ok"
     digest = await _digest_text(any_sessions, chat)
@@ -124,10 +125,10 @@ async def test_a_feed_squatting_the_next_official_link_does_not_hide_the_officia
     )
     hostile = feed_server.add_feed("/hostile.xml", rss([squat]))
     await sync_configured_feeds(any_sessions, [hostile])
-    await poll_all_feeds(any_sessions, settings)
+    await poll_all(any_sessions, settings)
 
     feed_server.set_feed_body("/official.xml", rss([_dated(OFFICIAL)]))
-    reports = {r.url: r for r in await poll_all_feeds(any_sessions, settings)}
+    reports = {r.url: r for r in await poll_all(any_sessions, settings)}
 
     assert (reports[official].status, reports[official].new) == ("ok", 1)
     digest = await _digest_text(any_sessions, chat)
@@ -162,7 +163,7 @@ async def test_one_release_through_two_feeds_and_two_links_is_matched_found_and_
         ),
     )
 
-    reports = await poll_all_feeds(any_sessions, settings)  # both at once
+    reports = await poll_all(any_sessions, settings)  # both at once
 
     assert all(r.status == "ok" for r in reports)
     digest = await _digest_text(any_sessions, chat)
@@ -184,14 +185,14 @@ async def test_the_same_text_published_weeks_apart_by_two_feeds_is_two_releases(
     one = feed_server.add_feed("/one.xml", rss([]))
     two = feed_server.add_feed("/two.xml", rss([]))
     await sync_configured_feeds(any_sessions, [one, two])
-    await poll_all_feeds(any_sessions, settings)
+    await poll_all(any_sessions, settings)
     notice = {**OFFICIAL, "pubDate": format_datetime(utcnow() - timedelta(days=30), usegmt=True)}
     feed_server.set_feed_body("/one.xml", rss([notice]))
-    await poll_all_feeds(any_sessions, settings)
+    await poll_all(any_sessions, settings)
     feed_server.set_feed_body(
         "/two.xml", rss([{**_dated(OFFICIAL), "guid": "tag:two.example,2026:1"}])
     )
 
-    await poll_all_feeds(any_sessions, settings)
+    await poll_all(any_sessions, settings)
 
     assert len(await search_releases(any_sessions, "cocaine")) == 2

@@ -106,7 +106,7 @@ async def feeds_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 
 async def addfeed_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    from bot.feeds.poller import add_feed
+    from bot.pipeline import add_feed
 
     chat = await admin_chat(update, context)
     if chat is None:
@@ -119,7 +119,8 @@ async def addfeed_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     d = deps(context)
     user = update.effective_user
     try:
-        report = await add_feed(d.sessions, d.settings, url, user.id if user is not None else None)
+        added_by = user.id if user is not None else None
+        report = await add_feed(d.sessions, d.settings, url, added_by=added_by)
     except ValueError as exc:
         await send(update, context, t(lang, "addfeed_rejected", error=shown(str(exc))))
         return
