@@ -15,9 +15,10 @@ import bot.matching.service
 import bot.pipeline
 from bot.db import SessionFactory
 from bot.feeds.poller import poll_all_feeds, sync_configured_feeds
-from bot.models import Chat, Frequency, OutboxMessage, Release, StoredBatch, utcnow
+from bot.models import Chat, Frequency, Release, StoredBatch, utcnow
 from bot.pipeline import poll_all, process_stored
 from bot.subscriptions import register_chat, set_frequency, subscribe
+from tests.delivery.helpers import queued_texts
 from tests.doubles.feed_server import FeedServer, rss
 from tests.feeds.conftest import make_settings
 
@@ -46,16 +47,6 @@ async def _instant_follower(sessions: SessionFactory, server: FeedServer) -> Cha
     return await set_frequency(sessions, chat, Frequency.instant.value)
 
 
-async def _alerts(sessions: SessionFactory, chat: Chat) -> list[str]:
-    async with sessions() as s:
-        rows = await s.exec(
-            select(OutboxMessage.text)
-            .where(OutboxMessage.chat_id == chat.id)
-            .order_by(col(OutboxMessage.id))
-        )
-        return list(rows.all())
-
-
 async def _batches(sessions: SessionFactory) -> list[StoredBatch]:
     async with sessions() as s:
         return list((await s.exec(select(StoredBatch).order_by(col(StoredBatch.id)))).all())
@@ -73,7 +64,7 @@ async def test_a_poll_that_stops_before_matching_loses_nothing(
     (report,) = await poll_all_feeds(any_sessions, make_settings())  # stored, not matched
 
     assert (report.status, report.new) == ("ok", 1)
-    assert await _alerts(any_sessions, chat) == []
+    assert await queued_texts(any_sessions, chat) == []
     (batch,) = await _batches(any_sessions)
     async with any_sessions() as s:
         (stored,) = (await s.exec(select(Release).where(Release.link == LINK))).all()
@@ -81,7 +72,7 @@ async def test_a_poll_that_stops_before_matching_loses_nothing(
 
     assert await process_stored(any_sessions) == 1  # the next tick, in any process
 
-    [alert] = await _alerts(any_sessions, chat)
+    [alert] = await queued_texts(any_sessions, chat)
     assert "$5 million" in alert
     assert await _batches(any_sessions) == []
     assert await process_stored(any_sessions) == 0
@@ -106,12 +97,12 @@ async def test_a_batch_done_twice_alerts_once(
     monkeypatch.setattr(bot.pipeline, "on_releases_stored", then_crash)
     await poll_all(any_sessions, make_settings())
     assert len(await _batches(any_sessions)) == 1  # it failed after queueing: still waiting
-    assert len(await _alerts(any_sessions, chat)) == 1
+    assert len(await queued_texts(any_sessions, chat)) == 1
 
     await poll_all(any_sessions, make_settings())  # 304 from the feed; the batch is redone
 
     assert await _batches(any_sessions) == []
-    [alert] = await _alerts(any_sessions, chat)
+    [alert] = await queued_texts(any_sessions, chat)
     assert "$5 million" in alert
 
 
@@ -138,10 +129,10 @@ async def test_a_failing_batch_holds_the_later_ones_back_until_it_goes_through(
     waiting = await _batches(any_sessions)
     assert [b.attempts for b in waiting] == [2, 0]
     assert waiting[0].last_error == "RuntimeError: database is locked"
-    assert await _alerts(any_sessions, chat) == []
+    assert await queued_texts(any_sessions, chat) == []
 
     failing.clear()
     assert await process_stored(any_sessions) == 2
-    alerts = await _alerts(any_sessions, chat)
+    alerts = await queued_texts(any_sessions, chat)
     assert len(alerts) == 2
     assert "$5 million" in alerts[0] and "more goods" in alerts[1]

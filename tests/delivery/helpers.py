@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
@@ -82,3 +82,14 @@ async def outbox(sessions: SessionFactory) -> list[OutboxMessage]:
 async def chat_by_id(sessions: SessionFactory, chat_id: int) -> Chat | None:
     async with sessions() as session:
         return await session.get(Chat, chat_id)
+
+
+async def queued_texts(sessions: SessionFactory, chat: Chat) -> list[str]:
+    """The texts queued for `chat`, in the order they were queued."""
+    async with sessions() as s:
+        rows = await s.exec(
+            select(OutboxMessage.text)
+            .where(OutboxMessage.chat_id == chat.id)
+            .order_by(col(OutboxMessage.id))
+        )
+        return list(rows.all())

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from email.utils import format_datetime
 
-from sqlmodel import col, select
-
 from bot.db import SessionFactory
 from bot.digest.service import queue_digest_now
 from bot.feeds.poller import sync_configured_feeds
-from bot.models import Chat, Frequency, OutboxMessage, utcnow
+from bot.models import Chat, Frequency, utcnow
 from bot.pipeline import poll_all
 from bot.subscriptions import register_chat, set_frequency, subscribe
+from tests.delivery.helpers import queued_texts
 from tests.doubles.feed_server import FeedServer, rss
 from tests.feeds.conftest import make_settings
 
@@ -47,21 +46,11 @@ async def _set_up(sessions: SessionFactory, server: FeedServer, *, instant: bool
     return settings, chats, release
 
 
-async def _texts(sessions: SessionFactory, chat: Chat) -> list[str]:
-    async with sessions() as s:
-        rows = await s.exec(
-            select(OutboxMessage.text)
-            .where(OutboxMessage.chat_id == chat.id)
-            .order_by(col(OutboxMessage.id))
-        )
-        return list(rows.all())
-
-
 async def _digest(sessions: SessionFactory, chat: Chat) -> list[str]:
     assert chat.id is not None
-    before = len(await _texts(sessions, chat))
+    before = len(await queued_texts(sessions, chat))
     await queue_digest_now(sessions, chat.id)
-    return (await _texts(sessions, chat))[before:]
+    return (await queued_texts(sessions, chat))[before:]
 
 
 async def test_a_corrected_figure_comes_once_more_marked_in_the_next_digest(
@@ -115,7 +104,7 @@ async def test_instant_chats_get_the_correction_at_once_marked(
     any_sessions: SessionFactory, feed_server: FeedServer
 ) -> None:
     settings, (en, zh), release = await _set_up(any_sessions, feed_server, instant=True)
-    [alert] = await _texts(any_sessions, en)
+    [alert] = await queued_texts(any_sessions, en)
     assert "$3 million" in alert and "Corrected" not in alert
 
     corrected = {**release, "title": "Customs seizes suspected cannabis worth $30 million"}
@@ -123,7 +112,7 @@ async def test_instant_chats_get_the_correction_at_once_marked(
     await poll_all(any_sessions, settings)
     await poll_all(any_sessions, settings)  # polled again, unchanged: nothing more
 
-    texts = await _texts(any_sessions, en)
+    texts = await queued_texts(any_sessions, en)
     assert len(texts) == 2 and "Corrected:" in texts[1] and "$30 million" in texts[1]
-    zh_texts = await _texts(any_sessions, zh)
+    zh_texts = await queued_texts(any_sessions, zh)
     assert len(zh_texts) == 2 and "更正：" in zh_texts[1]
