@@ -19,6 +19,7 @@ from aiohttp import web
 from bot.config import Settings
 from bot.db import SessionFactory
 from bot.digest.schedule import as_utc, chat_zone
+from bot.errors import KeyedError
 from bot.i18n import LANGUAGES, t_plain, templates
 from bot.models import Chat
 from bot.subscriptions import (
@@ -176,13 +177,9 @@ def _text_field(body: dict[str, Any], name: str) -> str:
     return value
 
 
-def _input_error(chat: Chat, exc: Exception) -> web.HTTPException:
-    """A domain refusal in the chat's language, the same words the command would use."""
-    if isinstance(exc, ChatInputError):
-        message = t_plain(chat.language, exc.key, **exc.params)
-    else:  # QueryError: str(exc) is already the one-line reason
-        message = t_plain(chat.language, "query_invalid", reason=str(exc))
-    return _error(web.HTTPBadRequest, message)
+def _input_error(chat: Chat, exc: KeyedError) -> web.HTTPException:
+    """A domain refusal (a query, a setting) in the chat's language: the command's words."""
+    return _error(web.HTTPBadRequest, t_plain(chat.language, exc.key, **exc.params))
 
 
 # --- what the page shows ------------------------------------------------------------------

@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from bot.db import SessionFactory
 from bot.feeds import poller
+from bot.feeds.errors import FeedInputError
 from bot.feeds.poller import (
     add_feed,
     list_feeds,
@@ -338,8 +339,9 @@ async def test_add_feed_accepts_only_http_and_polls_at_once(
         "example.org/feed",
         "javascript:alert(1)",
     ):
-        with pytest.raises(ValueError, match="http"):
+        with pytest.raises(FeedInputError) as refused:
             await add_feed(sessions, settings, bad, added_by=42)
+        assert refused.value.key == "feed_url_scheme"  # the reply bot.i18n gives
     url = feed_server.add_feed("/added.xml", rss([ITEM_A, ITEM_B]))
 
     report = await add_feed(sessions, settings, f"  {url} ", added_by=42)

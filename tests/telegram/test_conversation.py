@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
+import pytest
 from sqlmodel import select
 
 from bot.db import SessionFactory
 from bot.models import Subscription, Topic
+from tests.doubles.feed_server import FeedServer
 from tests.doubles.telegram_api import BotAPIDouble
 from tests.telegram.conftest import ADMIN_ID, FORUM_ID, USER_ID, Bot, make_settings, start_bot
+
+
+@pytest.fixture
+async def feed_server() -> AsyncIterator[FeedServer]:
+    async with FeedServer() as server:
+        yield server
+
 
 STALE = "This button is out of date; send /list to see what is current."
 ZH = {"language_code": "zh-hant"}
@@ -25,23 +35,90 @@ def _has_latin_words(text: str) -> bool:
     import re
 
     allowed = {"customs", "or", "excise", "national", "security", "https", "example", "org"}
-    allowed |= {"rss", "xml", "utc", "ok"}
+    allowed |= {"rss", "xml", "utc", "ok", "http", "atom"}
     words = re.findall(r"(?<![/\w.#@])[A-Za-z]{2,}", text)
     return any(word.casefold() not in allowed for word in words)
 
 
-async def test_a_query_error_in_a_chinese_chat_is_chinese(bot: Bot) -> None:
-    reply = await bot.say(USER_ID, "/subscribe !!!", **ZH)
-    assert reply.text.startswith("無法理解這個主題")
-    assert "no words" not in reply.text and not _has_latin_words(reply.text)
-    search = await bot.say(USER_ID, '/search "unclosed', **ZH)
-    assert search.text.startswith("無法理解這個主題") and "quote" not in search.text
+def _explanation(reply: str, typed: str) -> str:
+    """A reply without what the person typed (echoed back) and the example after 例如."""
+    head = reply.split("例如")[0]
+    for word in sorted(typed.split(), key=len, reverse=True):
+        head = head.replace(word.strip('-"*'), "")
+    return head
 
 
-async def test_addfeed_errors_in_a_chinese_chat_are_chinese(bot: Bot) -> None:
-    reply = await bot.say(ADMIN_ID, "/addfeed not a url", **ZH)
-    assert reply.text.startswith("未有新增")
-    assert "valid URL" not in reply.text
+QUERY_ERRORS = [
+    # (what a Chinese chat types, a word of the specific reason it must read)
+    ('/subscribe "unclosed', "引號"),
+    ("/subscribe -only", "排除"),
+    ("/subscribe OR", "OR 在查詢開頭"),
+    ("/subscribe customs OR", "OR 在查詢末尾"),
+    ("/subscribe customs OR OR excise", "連續兩個 OR"),
+    ("/subscribe !!!", "標點符號"),
+    ("/subscribe sm*ggle", "字詞末尾"),
+    ("/subscribe a*", "字首太短"),
+    ("/subscribe ivory -ivory", "同時是要找及要排除"),
+    ("/subscribe " + "x" * 201, "201 個字元"),
+    ("/subscribe " + " ".join(f"w{i}" for i in range(21)), "字詞太多（21 個，上限 20 個）"),
+    ('/search "unclosed', "引號"),
+    ("/search -only", "排除"),
+]
+
+
+async def test_every_query_error_in_a_chinese_chat_is_its_own_reason_in_chinese(
+    bot: Bot,
+) -> None:
+    for typed, reason in QUERY_ERRORS:
+        reply = await bot.say(USER_ID, typed, **ZH)
+        assert reason in reply.text, (typed, reply.text)
+        argument = typed.split(" ", 1)[1]
+        assert not _has_latin_words(_explanation(reply.text, argument)), (typed, reply.text)
+    assert await bot.subscriptions(USER_ID) == []
+
+
+async def test_the_same_query_errors_in_an_english_chat_are_english(bot: Bot) -> None:
+    reply = await bot.say(USER_ID, '/subscribe "unclosed')
+    assert reply.text == 'Unbalanced quote in "unclosed: close the quote, e.g. "unclosed"'
+    reply = await bot.say(USER_ID, "/search customs OR")
+    assert reply.text.startswith("OR at the end of the query")
+
+
+async def test_addfeed_errors_in_a_chinese_chat_are_chinese(
+    bot: Bot, feed_server: FeedServer
+) -> None:
+    for typed, reason in (
+        ("/addfeed not a url", "只可以新增 http:// 或 https://"),
+        ("/addfeed https://exa mple.org/x.xml", "不是有效的網址"),
+        ("/addfeed https://example.org/" + "x" * 2100, "網址超過"),
+    ):
+        reply = await bot.say(ADMIN_ID, typed, **ZH)
+        assert reply.text.startswith("未有新增：") and reason in reply.text, reply.text
+        assert not _has_latin_words(_explanation(reply.text, typed.split(" ", 1)[1])), reply.text
+    broken = feed_server.add_status("/gone.xml", 404)
+    failed = await bot.say(ADMIN_ID, f"/addfeed {broken}", **ZH)
+    assert failed.text == f"已新增 {broken}，但首次讀取失敗：伺服器回應 HTTP 404 錯誤"
+    again = await bot.say(ADMIN_ID, f"/addfeed {broken}", **ZH)
+    assert again.text == "未有新增：此資訊來源已在列表中；請看 /feeds"
+    listing = await bot.say(ADMIN_ID, "/feeds", **ZH)
+    assert "伺服器回應 HTTP 404 錯誤" in listing.text and "Not Found" not in listing.text
+    assert not _has_latin_words(listing.text.replace(broken, ""))
+    stats = await bot.say(ADMIN_ID, "/stats", **ZH)
+    assert "連續失敗 1 次：伺服器回應 HTTP 404 錯誤" in stats.text
+    assert not _has_latin_words(stats.text.replace(broken, ""))
+
+
+async def test_feed_failures_in_an_english_chat_keep_the_detail(
+    bot: Bot, feed_server: FeedServer
+) -> None:
+    broken = feed_server.add_status("/gone.xml", 404)
+    failed = await bot.say(ADMIN_ID, f"/addfeed {broken}")
+    assert failed.text == (
+        f"Added {broken}, but the first poll failed: the server answered HTTP 404 (Not Found)"
+    )
+    slow = feed_server.add_html_page("/page.html")
+    failed = await bot.say(ADMIN_ID, f"/addfeed {slow}")
+    assert failed.text.startswith(f"Added {slow}, but the first poll failed: not a feed (")
 
 
 async def test_stats_in_a_chinese_chat_is_chinese(bot: Bot) -> None:
@@ -50,6 +127,7 @@ async def test_stats_in_a_chinese_chat_is_chinese(bot: Bot) -> None:
     assert reply.text.startswith("統計\n聊天室：2（使用中 2，暫停 0）\n關注：1 個")
     for english in ("chats:", "subscriptions:", "releases:", "messages:", "queued"):
         assert english not in reply.text
+    assert not _has_latin_words(reply.text)
 
 
 async def test_english_plurals_are_right(bot: Bot) -> None:
