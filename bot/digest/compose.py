@@ -217,7 +217,8 @@ def _parts_keeping(
     rest = sections[topics:]
     if rest:
         n = sum(len(section.items) + section.more for section in rest)
-        line = t(language, "digest_more_topics", count=n, topics=len(rest))
+        # count is the topics: "in another topic" / "in 3 more topics", whatever the releases
+        line = t(language, "digest_more_topics", count=len(rest), releases=n)
         blocks.append(_Block(f"<i>{line}</i>", visible_length(line), None))
     return _split_into_parts(header, blocks, language)
 
