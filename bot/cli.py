@@ -116,8 +116,8 @@ async def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_preview(settings: Settings, args: argparse.Namespace) -> int:
     if args.days < 1:
         raise UsageError("--days must be 1 or more, e.g. --days 7")
-    from bot.matching.preview import preview_digest
     from bot.i18n import t_plain
+    from bot.matching.preview import preview_digest
     from bot.matching.query import QueryError
 
     query = " ".join(args.query)

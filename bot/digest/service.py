@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from sqlalchemy import and_, or_, true
 from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -99,6 +100,7 @@ class _Followed:
     query_text: str
     since: datetime  # matches made after this are news to the subscriber
     subscribed_at: datetime  # releases first seen before the subscription are backlog
+    thread_digest_at: datetime | None = None  # its thread's last digest of its own
 
 
 @dataclass
@@ -113,11 +115,39 @@ def _chunks(ids: Sequence[ItemT]) -> Iterable[Sequence[ItemT]]:
         yield ids[start : start + _IN_CHUNK]
 
 
-def _window_start(chat: Chat, subscribed_at: datetime, *, after_last_digest: bool) -> datetime:
+def thread_window(chat: Chat, thread_digest_at: datetime | None) -> datetime | None:
+    """When a (chat, thread) last had its digest: the chat's last digest, or the thread's own
+    (a /digest in that forum topic alone), whichever came later; None if it never had one.
+
+    News for the thread begins there (never before a subscription was made), and the outbox
+    dedup key of its next digest is built on it, so a topic-only /digest moves that topic's
+    window and no other's.
+    """
+    moments = [as_utc(m) for m in (chat.last_digest_at, thread_digest_at) if m is not None]
+    return max(moments, default=None)
+
+
+def _window_start(
+    chat: Chat,
+    subscribed_at: datetime,
+    *,
+    after_last_digest: bool,
+    thread_digest_at: datetime | None = None,
+) -> datetime:
     subscribed_at = as_utc(subscribed_at)
-    if chat.last_digest_at is None or not after_last_digest:
-        return subscribed_at
-    return max(as_utc(chat.last_digest_at), subscribed_at)
+    last = thread_window(chat, thread_digest_at) if after_last_digest else None
+    return subscribed_at if last is None else max(last, subscribed_at)
+
+
+async def _mark_thread_sent(
+    session: AsyncSession, chat_id: int, thread_id: int, end: datetime
+) -> None:
+    """A digest of this thread alone went out: its window moves on to `end`."""
+    await session.exec(
+        sa_update(Subscription)
+        .where(col(Subscription.chat_id) == chat_id, col(Subscription.thread_id) == thread_id)
+        .values(last_digest_at=end)
+    )
 
 
 async def _followed_by_thread(
@@ -135,7 +165,12 @@ async def _followed_by_thread(
         for sub, topic in rows:
             assert topic.id is not None
             chat = by_id[sub.chat_id]
-            since = _window_start(chat, sub.created_at, after_last_digest=after_last_digest)
+            since = _window_start(
+                chat,
+                sub.created_at,
+                after_last_digest=after_last_digest,
+                thread_digest_at=sub.last_digest_at,
+            )
             result[sub.chat_id][sub.thread_id].append(
                 _Followed(
                     topic.id,
@@ -144,6 +179,7 @@ async def _followed_by_thread(
                     sub.query_text,
                     since,
                     as_utc(sub.created_at),
+                    as_utc(sub.last_digest_at) if sub.last_digest_at is not None else None,
                 )
             )
     return result
@@ -384,9 +420,13 @@ async def _queue_chat_digests(
                 continue
         since = min(f.since for subs in threads.values() for f in subs)
         outcomes[chat.id] = DigestOutcome(parts_queued=0, releases=0, since=since)
-        start = period_start(chat, now)
-        period = start.isoformat() if start is not None else "first"
         for thread in sorted(threads):
+            # the period begins at this thread's last digest (see thread_window)
+            last = max(
+                (f.thread_digest_at for f in threads[thread] if f.thread_digest_at), default=None
+            )
+            start = period_start(chat, now, thread_window(chat, last))
+            period = start.isoformat() if start is not None else "first"
             digest = _build_digest(threads[thread], matches, until=end)
             if not digest.total:
                 continue
@@ -407,6 +447,8 @@ async def _queue_chat_digests(
         if thread_id is None or set(followed.get(queued.chat.id, {})) == {thread_id}:
             queued.chat.last_digest_at = end
             session.add(queued.chat)
+        else:  # this topic alone: its window moves, the chat's other topics keep theirs
+            await _mark_thread_sent(session, queued.chat.id, thread_id, end)
     return outcomes
 
 

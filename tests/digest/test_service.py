@@ -354,6 +354,41 @@ async def test_digest_now_sends_everything_since_the_last_digest(world: World) -
     assert utc((await world.reload(chat)).next_digest_at) == TOMORROW  # schedule untouched
 
 
+async def test_a_topic_only_digest_is_not_repeated_in_that_topics_next_scheduled_digest(
+    world: World,
+) -> None:
+    """/digest in forum topic 77 sends 77's digest; the scheduled digest that follows gives
+    the other topics theirs and topic 77 only what is newer."""
+    forum = await world.chat(type="supergroup")
+    customs, typhoon = await world.topic("customs"), await world.topic("typhoon")
+    await world.follow(forum, customs, thread_id=0)
+    await world.follow(forum, typhoon, thread_id=77)
+    await world.release("Customs seizes cigarettes", customs)
+    await world.release("Typhoon signal No. 8", typhoon)
+    assert forum.id is not None
+
+    asked = await queue_digest_now(
+        world.sessions, forum.id, NOW - timedelta(minutes=20), thread_id=77
+    )
+    assert (asked.parts_queued, asked.releases) == (1, 1)
+    await world.release("Typhoon: schools closed", typhoon, seen=NOW - timedelta(minutes=10))
+
+    assert await queue_due_digests(world.sessions, NOW) == 2
+    scheduled = [m for m in await world.outbox()][1:]
+    by_thread = {m.thread_id: visible_text(m.text) for m in scheduled}
+    assert set(by_thread) == {0, 77}
+    assert "Customs seizes cigarettes" in by_thread[0]  # the main thread loses nothing
+    assert "schools closed" in by_thread[77]  # news since the topic's /digest
+    assert "Typhoon signal No. 8" not in by_thread[77]  # already sent by /digest
+    assert "1 new release" in by_thread[77]
+
+    # the next day: the topic's window moved on with the scheduled digest too
+    await world.release("Typhoon: signal lowered", typhoon, seen=TOMORROW - timedelta(hours=1))
+    assert await queue_due_digests(world.sessions, TOMORROW + timedelta(seconds=30)) == 1
+    last = visible_text((await world.outbox())[-1].text)
+    assert "signal lowered" in last and "schools closed" not in last and "No. 8" not in last
+
+
 async def test_a_release_stored_before_a_digest_but_matched_after_it_is_not_lost(
     world: World,
 ) -> None:
