@@ -89,7 +89,12 @@ def build_big_feed(items: int = ITEMS, max_bytes: int | None = None) -> bytes:
 
 
 async def _no_matching(
-    sessions: SessionFactory, new_ids: list[int], updated_ids: list[int], *, announce: bool
+    sessions: SessionFactory,
+    new_ids: list[int],
+    updated_ids: list[int],
+    *,
+    announce: bool,
+    **_: object,
 ) -> None:
     return None
 

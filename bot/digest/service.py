@@ -347,12 +347,18 @@ class _Pending:
 
 
 async def _enqueue_pending(
-    session: AsyncSession, pending: list[_Pending], *, kind: MessageKind
+    session: AsyncSession,
+    pending: list[_Pending],
+    *,
+    kind: MessageKind,
+    mini_app_url: str | None = None,
 ) -> list[_Pending]:
     """Queues every pending message in a few statements; returns those not queued before.
 
     A period another worker (or an earlier attempt) already queued is skipped whole; the
-    insert itself ignores duplicate keys too, for a worker racing this one right now.
+    insert itself ignores duplicate keys too, for a worker racing this one right now. The
+    last part carries the Manage button (the Mini App itself with `mini_app_url`, in private
+    chats).
     """
     from bot.delivery.outbox import OutboxRow, enqueue_many
 
@@ -376,7 +382,7 @@ async def _enqueue_pending(
                     kind,
                     p.thread_id,
                     dedup_key=f"{p.key}:{index}",
-                    reply_markup=manage_markup(p.chat.language) if last else None,
+                    reply_markup=_manage(p.chat, mini_app_url) if last else None,
                 )
             )
     if not rows_to_queue:
@@ -386,12 +392,17 @@ async def _enqueue_pending(
     return [p for p in candidates if f"{p.key}:1" in inserted]
 
 
+def _manage(chat: Chat, mini_app_url: str | None) -> str:
+    return manage_markup(chat.language, private=chat.type == "private", mini_app_url=mini_app_url)
+
+
 async def _queue_chat_digests(
     session: AsyncSession,
     chats: Sequence[Chat],
     now: datetime,
     window_end: datetime | None = None,
     thread_id: int | None = None,
+    mini_app_url: str | None = None,
 ) -> dict[int, DigestOutcome]:
     """Composes and queues the digest of every (chat, thread); moves last_digest_at when sent.
 
@@ -439,7 +450,10 @@ async def _queue_chat_digests(
             )
             key = f"digest:{chat.id}:{thread}:{period}"
             pending.append(_Pending(chat, thread, parts, key, digest))
-    for queued in await _enqueue_pending(session, pending, kind=MessageKind.digest):
+    queued_now = await _enqueue_pending(
+        session, pending, kind=MessageKind.digest, mini_app_url=mini_app_url
+    )
+    for queued in queued_now:
         assert queued.chat.id is not None
         outcome = outcomes[queued.chat.id]
         outcome.parts_queued += len(queued.parts)
@@ -459,9 +473,14 @@ def _advance_schedule(chat: Chat, now: datetime) -> None:
 
 
 async def queue_due_digests(
-    sessions: SessionFactory, now: datetime | None = None, *, force: bool = False
+    sessions: SessionFactory,
+    now: datetime | None = None,
+    *,
+    force: bool = False,
+    mini_app_url: str | None = None,
 ) -> int:
     """Queues the due digests (with `force`: every active unpaused chat's); messages queued.
+    `mini_app_url` (Settings.mini_app_url) makes the Manage button open the Mini App.
 
     Safe to run in several processes at once: each batch of chats is claimed with
     FOR UPDATE SKIP LOCKED and committed with its outbox rows and its new next_digest_at.
@@ -491,7 +510,11 @@ async def queue_due_digests(
                 chats if force else [chat for chat in chats if chat.next_digest_at is not None]
             )
             outcomes = await _queue_chat_digests(
-                session, to_send, now, window_end=now if force else now - MATCH_SETTLE
+                session,
+                to_send,
+                now,
+                window_end=now if force else now - MATCH_SETTLE,
+                mini_app_url=mini_app_url,
             )
             queued += sum(outcome.parts_queued for outcome in outcomes.values())
             for chat in chats:
@@ -509,6 +532,7 @@ async def queue_digest_now(
     now: datetime | None = None,
     *,
     thread_id: int | None = None,
+    mini_app_url: str | None = None,
 ) -> DigestOutcome:
     """/digest: queues everything matched since the chat's last digest and moves last_digest_at.
 
@@ -522,9 +546,10 @@ async def queue_digest_now(
         ).first()
         if chat is None or not chat.active:
             return DigestOutcome(parts_queued=0, releases=0, since=None)
-        outcome = (await _queue_chat_digests(session, [chat], now, thread_id=thread_id)).get(
-            chat_id
+        outcomes = await _queue_chat_digests(
+            session, [chat], now, thread_id=thread_id, mini_app_url=mini_app_url
         )
+        outcome = outcomes.get(chat_id)
         if outcome is None:
             return DigestOutcome(parts_queued=0, releases=0, since=None)
         if chat.frequency in _SCHEDULED and not chat.paused:
@@ -535,7 +560,11 @@ async def queue_digest_now(
 
 
 async def queue_instant_alerts(
-    sessions: SessionFactory, release_ids: list[int], *, corrections: bool = False
+    sessions: SessionFactory,
+    release_ids: list[int],
+    *,
+    corrections: bool = False,
+    mini_app_url: str | None = None,
 ) -> int:
     """Alerts chats on `instant` about these newly stored releases: one message per (chat, thread)
     for all of them (split only if too long). Returns messages queued.
@@ -592,7 +621,10 @@ async def queue_instant_alerts(
                 parts = compose_instant(digest.sections, language=chat.language, total=digest.total)
                 key = f"{prefix}:{chat_id}:{thread_id}:{batch}"
                 pending.append(_Pending(chat, thread_id, parts, key, digest))
-        for alert in await _enqueue_pending(session, pending, kind=MessageKind.instant):
+        alerts = await _enqueue_pending(
+            session, pending, kind=MessageKind.instant, mini_app_url=mini_app_url
+        )
+        for alert in alerts:
             queued += len(alert.parts)
             seen = alert.digest.newest_seen
             last = alert.chat.last_digest_at

@@ -329,6 +329,7 @@ async def _fetch_parse_store(
                 outcome.updated_ids,
                 announce=bool(outcome.announced_ids),
                 corrected_ids=outcome.corrected_ids,
+                mini_app_url=settings.mini_app_url,
             )
         except Exception as exc:
             # Unmatched releases would never reach a digest, and the next poll would see them

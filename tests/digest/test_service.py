@@ -515,3 +515,27 @@ async def test_an_alert_shows_a_release_matched_by_two_topics_once_then_digest_i
     # /digest right after: what was alerted is not sent again
     outcome = await queue_digest_now(world.sessions, instant.id, NOW)
     assert outcome.parts_queued == 0 and outcome.since is not None
+
+
+async def test_the_manage_button_opens_the_mini_app_in_private_chats(world: World) -> None:
+    import json
+
+    url = "https://digest.example.org/app"
+    private = await world.chat(type="private")
+    group = await world.chat(type="supergroup")
+    instant = await world.chat(type="private", frequency=Frequency.instant, next_digest_at=None)
+    customs = await world.topic("customs")
+    for chat in (private, group, instant):
+        await world.follow(chat, customs)
+    release = await world.release("Customs seizes cigarettes", customs)
+    assert release.id is not None
+
+    assert await queue_due_digests(world.sessions, NOW, mini_app_url=url) == 2
+    assert await queue_instant_alerts(world.sessions, [release.id], mini_app_url=url) == 1
+    buttons = {
+        m.chat_id: json.loads(m.reply_markup or "{}")["inline_keyboard"][0][0]
+        for m in await world.outbox()
+    }
+    assert buttons[private.id]["web_app"] == {"url": url}
+    assert buttons[instant.id]["web_app"] == {"url": url}
+    assert buttons[group.id]["callback_data"] == "v1:manage" and "web_app" not in buttons[group.id]

@@ -484,7 +484,7 @@ async def test_releases_whose_matching_failed_are_matched_on_the_next_poll(
     calls: list[StoredCall] = []
     failures: list[Exception] = []
 
-    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=()):  # type: ignore[no-untyped-def]
+    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=(), **_):  # type: ignore[no-untyped-def]
         if failures:
             raise failures.pop()
         calls.append(StoredCall(list(new_ids), list(updated_ids), announce))
@@ -515,7 +515,7 @@ async def test_a_first_poll_whose_matching_failed_is_still_not_news(
     calls: list[StoredCall] = []
     failures = [ValueError("boom")]
 
-    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=()):  # type: ignore[no-untyped-def]
+    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=(), **_):  # type: ignore[no-untyped-def]
         if failures:
             raise failures.pop()
         calls.append(StoredCall(list(new_ids), list(updated_ids), announce))
@@ -537,7 +537,7 @@ async def test_a_changed_release_whose_matching_failed_is_matched_again(
     calls: list[StoredCall] = []
     failures: list[Exception] = []
 
-    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=()):  # type: ignore[no-untyped-def]
+    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=(), **_):  # type: ignore[no-untyped-def]
         if failures:
             raise failures.pop()
         calls.append(StoredCall(list(new_ids), list(updated_ids), announce))

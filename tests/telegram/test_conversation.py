@@ -14,7 +14,15 @@ from bot.db import SessionFactory
 from bot.models import Subscription, Topic
 from tests.doubles.feed_server import FeedServer
 from tests.doubles.telegram_api import BotAPIDouble
-from tests.telegram.conftest import ADMIN_ID, FORUM_ID, USER_ID, Bot, make_settings, start_bot
+from tests.telegram.conftest import (
+    ADMIN_ID,
+    FORUM_ID,
+    GROUP_ID,
+    USER_ID,
+    Bot,
+    make_settings,
+    start_bot,
+)
 
 
 @pytest.fixture
@@ -314,7 +322,7 @@ async def test_every_digest_ends_with_a_manage_button_that_shows_the_topics(bot:
     assert shown.text.startswith("Topics followed here (1)\n1. Customs")
 
 
-async def test_the_manage_button_opens_the_mini_app_when_there_is_one(
+async def test_the_manage_button_opens_the_mini_app_in_one_tap_when_there_is_one(
     api: BotAPIDouble, sessions: SessionFactory, sqlite_url: str
 ) -> None:
     settings = make_settings(api, sqlite_url, public_url="https://digest.example.org")
@@ -323,12 +331,27 @@ async def test_the_manage_button_opens_the_mini_app_when_there_is_one(
     try:
         bot = Bot(api, sessions, settings)
         await bot.say(USER_ID, "/subscribe customs", language_code="zh-hant")
+        api.set_chat_member_status(GROUP_ID, USER_ID, "administrator")
+        await bot.say(GROUP_ID, "/subscribe customs", user_id=USER_ID, chat_type="supergroup")
         async with sessions() as s:
             topic = (await s.exec(select(Topic))).one()
         await bot.add_release("Customs seizes smuggled cigarettes", topic_query=topic.query)
+        # a private chat: the button is the Mini App itself, no message in between
         digest = await bot.say(USER_ID, "/digest")
         [[button]] = digest.reply_markup["inline_keyboard"]  # type: ignore[index]
-        assert button == {"text": "⚙️ 管理主題", "callback_data": "v1:manage"}
+        assert button == {
+            "text": "⚙️ 管理主題",
+            "web_app": {"url": "https://digest.example.org/app"},
+        }
+        # a group: Telegram refuses web_app buttons there; the button lists the group's topics
+        group = await bot.say(GROUP_ID, "/digest", user_id=USER_ID, chat_type="supergroup")
+        [[button]] = group.reply_markup["inline_keyboard"]  # type: ignore[index]
+        assert button == {"text": "⚙️ Manage topics", "callback_data": "v1:manage"}
+        before = len(api.messages_to(GROUP_ID))
+        await bot.press(GROUP_ID, USER_ID, "v1:manage", group.message_id)
+        shown = (await api.wait_for_message(GROUP_ID, count=before + 1))[before]
+        assert shown.text.startswith("Topics followed here (1)\n1. Customs")
+        # an old digest's callback button still opens the app, with one more tap
         before = len(api.messages_to(USER_ID))
         await bot.press(USER_ID, USER_ID, "v1:manage", digest.message_id)
         opened = (await api.wait_for_message(USER_ID, count=before + 1))[before]
