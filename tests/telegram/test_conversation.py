@@ -129,6 +129,15 @@ async def test_feed_failures_in_an_english_chat_keep_the_detail(
     assert failed.text.startswith(f"Added {slow}, but the first poll failed: not a feed (")
 
 
+async def test_a_broadcast_refused_for_its_html_is_explained_in_chinese(bot: Bot) -> None:
+    reply = await bot.say(ADMIN_ID, "/broadcast Fish & chips", **ZH)
+    assert reply.text == "未有排隊發送：第 6 個字元是單獨的「&」：要顯示 & 請寫 &amp;"
+    reply = await bot.say(ADMIN_ID, "/broadcast <p>Maintenance</p>", **ZH)
+    assert reply.text.startswith("未有排隊發送：Telegram 不支援 <p> 標籤（第 1 個字元）")
+    # the tags it may use are quoted as HTML; the rest is Chinese
+    assert not _has_latin_words(reply.text.split("：請用")[0].replace("Telegram", ""))
+
+
 async def test_stats_in_a_chinese_chat_is_chinese(bot: Bot) -> None:
     await bot.say(USER_ID, "/subscribe customs")
     reply = await bot.say(ADMIN_ID, "/stats", **ZH)

@@ -13,7 +13,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.delivery.html import escape
-from bot.i18n import feed_error, t, t_plain
+from bot.i18n import Html, feed_error, t, t_plain
 from bot.models import BroadcastState, Chat
 from bot.telegram import keyboards
 from bot.telegram.common import (
@@ -181,8 +181,9 @@ async def broadcast_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         broadcast = await create_broadcast(
             deps(context).sessions, text, created_by=user.id if user is not None else None
         )
-    except TelegramHTMLError as exc:
-        await send(update, context, t(lang, "broadcast_bad_html", error=shown(str(exc))))
+    except TelegramHTMLError as exc:  # why, in the admin's language
+        reason = Html(t(lang, exc.key, **exc.params))
+        await send(update, context, t(lang, "broadcast_bad_html", error=reason))
         return
     assert broadcast.id is not None
     header = t(lang, "broadcast_preview", id=broadcast.id)
