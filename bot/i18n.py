@@ -333,6 +333,13 @@ EN: Final[dict[str, str]] = {
     "app_pause": "Pause deliveries",
     "app_saved": "Saved.",
     "app_error_auth": "This page works only when opened from the bot in Telegram ({reason}).",
+    # why a request's initData proves nothing (bot.webapp.initdata.InitDataError's keys)
+    "app_auth_missing": "initData is missing: open this page from the bot in Telegram",
+    "app_auth_malformed": "initData is malformed",
+    "app_auth_forged": "initData is not signed for this bot",
+    "app_auth_future": "initData is dated in the future: check this device's clock",
+    "app_auth_stale": "initData is older than a day: close the app and open it again",
+    "app_auth_no_user": "initData names no user",
     "app_error_network": "Could not reach the bot; check the connection and try again.",
 }
 
@@ -596,6 +603,12 @@ ZH: Final[dict[str, str]] = {
     "app_pause": "暫停發送",
     "app_saved": "已儲存。",
     "app_error_auth": "此頁面只能從 Telegram 內的機械人開啟（{reason}）。",
+    "app_auth_missing": "沒有登入資料：請在 Telegram 內從機械人開啟此頁面",
+    "app_auth_malformed": "登入資料格式錯誤",
+    "app_auth_forged": "登入資料並非由此機械人簽發",
+    "app_auth_future": "登入資料的日期在未來：請檢查此裝置的時鐘",
+    "app_auth_stale": "登入資料已超過一天：請關閉此頁面再重新開啟",
+    "app_auth_no_user": "登入資料沒有指明用戶",
     "app_error_network": "無法連接機械人；請檢查網絡後再試。",
 }
 

@@ -51,8 +51,13 @@
       answer = {};
     }
     if (!response.ok) {
-      const reason = answer.error || response.statusText;
-      throw new ApiError(response.status, response.status === 401 ? tr("app_error_auth", { reason: reason }) : reason);
+      let reason = answer.error || response.statusText;
+      if (response.status === 401) {
+        // nothing proves who asks, so the server names the reason's key: said in our language
+        const known = answer.key && data.texts.en[answer.key] ? tr(answer.key) : reason;
+        reason = tr("app_error_auth", { reason: known });
+      }
+      throw new ApiError(response.status, reason);
     }
     return answer;
   }
