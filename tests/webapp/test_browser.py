@@ -112,6 +112,18 @@ async def test_a_bad_query_is_explained_in_chinese_on_a_chinese_page(
     assert await mini_app.followed() == []
 
 
+async def test_the_preview_names_a_few_of_a_topics_aliases_not_dozens(
+    mini_app: MiniAppServer,
+) -> None:
+    async with open_page(mini_app.base_url, signed_init_data(USER_ID)) as page:
+        await page.locator("#topic-input").press_sequentially("typhoon", delay=10)
+        aliases = page.locator("#preview .hint").first
+        await expect(aliases).to_contain_text("It also matches: ")
+        text = await aliases.text_content()
+        assert text is not None and text.endswith(", …")
+        assert len(text.removeprefix("It also matches: ").split(", ")) == 8 + 1
+
+
 async def test_refused_init_data_is_explained_in_the_pages_language(
     mini_app: MiniAppServer,
 ) -> None:
