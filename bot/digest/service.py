@@ -407,8 +407,9 @@ async def _queue_chat_digests(
     """Composes and queues the digest of every (chat, thread); moves last_digest_at when sent.
 
     The digest holds the matches made up to `window_end` (default: now), and the chat's
-    next digest starts there. With `thread_id`, only that forum topic's digest is queued; the
-    chat's next digest moves on only if no other topic follows anything (they lose nothing).
+    next digest starts there. With `thread_id`, only that forum topic's digest is queued and
+    only that topic's window moves (its subscriptions' last_digest_at; the chat's too if no
+    other topic follows anything): the other topics lose nothing, that one gets nothing twice.
     """
     end = window_end or now
     followed = await _followed_by_thread(session, chats)
