@@ -369,3 +369,42 @@ async def test_the_manage_button_opens_the_mini_app_in_one_tap_when_there_is_one
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
+
+
+# what a Chinese text may quote in Latin letters: commands' arguments, zone names, the product
+QUOTED = {"daily", "weekly", "instant", "monday", "sunday", "en", "zh", "hh", "mm", "pm"}
+QUOTED |= {"telegram", "asia", "hong", "kong", "europe", "london", "html", "id"}
+QUOTED |= {"customs", "seizure", "or", "excise", "national", "security", "https"}
+
+
+def _latin_words(text: str) -> list[str]:
+    """Latin words in `text` outside its examples (each line's part after 例如) and QUOTED."""
+    import re
+
+    found = []
+    for line in text.splitlines():
+        for word in re.findall(r"(?<![/\w.#@])[A-Za-z]{2,}", line.split("例如")[0]):
+            if word.casefold() not in QUOTED:
+                found.append(word)
+    return found
+
+
+async def test_every_command_in_a_chinese_chat_answers_in_chinese(bot: Bot) -> None:
+    said = [
+        "/start", "/help", "/subscribe customs", "/list", "/time 09:00", "/time 25:00",
+        "/timezone London", "/timezone Springfield", "/frequency weekly monday",
+        "/frequency weekly xday", "/frequency hourly", "/frequency instant", "/frequency daily",
+        "/pause", "/pause", "/resume", "/resume", "/search zzzz", "/lang fr", "/lang zh",
+        "/whoami", "/settings", "/unsubscribe", "/unsubscribe zzzz", "/digest", "/foo", "hello",
+        "/stop",
+    ]  # fmt: skip
+    for text in said:
+        reply = await bot.say(USER_ID, text, **ZH)
+        shown = reply.text.replace("Customs / 海關", "")  # the topic's name, in both languages
+        shown = shown.split("也會配對：")[0]  # the names it matches, as the catalogue has them
+        for typed in text.split()[1:]:
+            shown = shown.replace(typed, "")
+        assert _latin_words(shown) == [], (text, reply.text)
+    for text in ("/stats", "/feeds", "/addfeed", "/removefeed 3", "/broadcast", "/help"):
+        reply = await bot.say(ADMIN_ID, text, **ZH)
+        assert _latin_words(reply.text) == [], (text, reply.text)
