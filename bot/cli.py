@@ -116,6 +116,7 @@ async def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_preview(settings: Settings, args: argparse.Namespace) -> int:
     if args.days < 1:
         raise UsageError("--days must be 1 or more, e.g. --days 7")
+    from bot.i18n import t_plain
     from bot.matching.preview import preview_digest
     from bot.matching.query import QueryError
 
@@ -124,8 +125,8 @@ async def cmd_preview(settings: Settings, args: argparse.Namespace) -> int:
     async def job(sessions: SessionFactory) -> int:
         try:
             print(await preview_digest(sessions, query, days=args.days))
-        except QueryError as exc:
-            raise UsageError(str(exc)) from None
+        except QueryError as exc:  # the words /subscribe would use, in English
+            raise UsageError(t_plain("en", exc.key, **exc.params)) from None
         return 0
 
     return await _with_database(settings, job)

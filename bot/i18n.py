@@ -78,13 +78,25 @@ EN: Final[dict[str, str]] = {
     "subscribed_example": "Recent example: {example}",
     "subscribed_no_example": "Nothing matched in the last 30 days; new releases will come in your digest.",
     "already_subscribed": "You already follow <b>{label}</b> here.",
-    "query_too_long": (
-        "That topic is {length} characters long; keep it under {limit}, e.g. /subscribe customs"
-    ),
     "query_bad_characters": (
         "Please type the topic without control or direction characters, e.g. /subscribe customs"
     ),
-    "query_invalid": "{reason}",
+    # what is wrong with a query (bot.matching.query.QueryError's keys), with an example
+    "query_too_long": "That query is {length} characters long, at most {limit}: shorten it, e.g. customs -conference",
+    "query_too_long_normalised": "The query is too long once normalised (at most {limit} characters): shorten it, e.g. customs",
+    "query_empty": 'The query is empty: say what to follow, e.g. customs or "national security"',
+    "query_unbalanced_quote": "Unbalanced quote in {text}: close the quote, e.g. {fixed}",
+    "query_lone_star": "A lone * matches nothing: put it at the end of a word, e.g. smuggl*",
+    "query_star_inside": "* goes only at the end of a word ({word}): e.g. smuggl* finds smuggle and smuggling",
+    "query_short_prefix": "{word} is too short a prefix: give at least {letters} letters before the *, e.g. smuggl*",
+    "query_or_at_start": "OR at the start of the query: put words on both sides, e.g. customs OR excise",
+    "query_or_at_end": "OR at the end of the query: put words on both sides, e.g. customs OR excise",
+    "query_two_ors": "Two ORs in a row: put words between them, e.g. customs OR excise",
+    "query_or_empty_side": "Nothing to look for on one side of OR: e.g. customs OR excise",
+    "query_too_many_terms": "Too many terms ({terms}, at most {limit}): keep the ones that matter, e.g. customs seizure",
+    "query_only_exclusions": "Only exclusions: say what to look for too, e.g. customs -conference",
+    "query_only_punctuation": "No words in the query, only punctuation: use words, e.g. customs",
+    "query_wanted_and_excluded": "{term} is both wanted and excluded: drop one, e.g. customs -conference",
     "too_many_subscriptions": (
         "This chat already follows {count} topics, the most it can; remove one first, "
         "e.g. /unsubscribe 1"
@@ -174,16 +186,53 @@ EN: Final[dict[str, str]] = {
     "never": "never",
     "none": "none",
     "addfeed_usage": "Send the feed's address, e.g. /addfeed https://www.info.gov.hk/gia/rss/general_en.xml",
-    "addfeed_rejected": "Not added: {error}. Example: /addfeed https://example.org/rss.xml",
+    # why /addfeed refused an address (bot.feeds.errors.FeedInputError's keys)
+    "feed_url_scheme": "Not added: only http:// and https:// feed addresses can be added, e.g. /addfeed https://example.org/rss.xml",
+    "feed_url_invalid": "Not added: {url} is not a valid address, e.g. /addfeed https://example.org/rss.xml",
+    "feed_url_too_long": "Not added: the address is longer than {limit} characters, e.g. /addfeed https://example.org/rss.xml",
+    "feed_already_listed": "Not added: this feed is already in the list; see /feeds",
     "addfeed_ok": "Added {url}: {count} new releases found.",
     "addfeed_ok_one": "Added {url}: 1 new release found.",
     "addfeed_not_modified": "Added {url}: nothing new right now.",
     "addfeed_failed": "Added {url}, but the first poll failed: {error}",
+    # why a poll failed (bot.feeds.errors.FeedError's kinds); {detail} is the poller's English
+    "feed_error_timeout": "timed out ({detail})",
+    "feed_error_too_large": "the feed is too large ({detail})",
+    "feed_error_http": "the server answered HTTP {status} ({detail})",
+    "feed_error_not_a_feed": "not a feed ({detail})",
+    "feed_error_unparseable": "the feed cannot be read ({detail})",
+    "feed_error_empty": "the feed has no usable items ({detail})",
+    "feed_error_connect": "cannot connect to the server ({detail})",
+    "feed_error_connection": "the connection failed ({detail})",
+    "feed_error_tls": "the secure connection failed ({detail})",
+    "feed_error_bad_url": "the address cannot be fetched ({detail})",
+    "feed_error_bad_encoding": "the server sent a body that cannot be decoded ({detail})",
+    "feed_error_too_many_redirects": "too many redirects ({detail})",
+    "feed_error_gone": "the feed was removed ({detail})",
+    "feed_error_matching": "the releases were stored but not matched; retried on the next poll ({detail})",
+    "feed_error_internal": "an error on our side ({detail})",
+    "feed_error_other": "{detail}",
     "removefeed_usage": "Send the feed's number from /feeds, e.g. /removefeed 2",
     "removefeed_ok": "Removed {url}.",
     "removefeed_not_found": "There is no feed {value}; see /feeds, e.g. /removefeed 2",
     "broadcast_usage": "Send the text to broadcast (Telegram HTML), e.g. /broadcast &lt;b&gt;Maintenance&lt;/b&gt; tonight",
     "broadcast_bad_html": "Not queued: {error}",
+    # why Telegram would refuse a broadcast's HTML (bot.delivery.html.TelegramHTMLError's keys);
+    # what they quote of HTML is escaped: they are HTML like every other text
+    "html_invalid": "Telegram would not accept this HTML",
+    "html_bare_ampersand": "a bare '&amp;' at character {where}: write &amp;amp; for a literal &amp;",
+    "html_bare_lt": "a bare '&lt;' at character {where}: write &amp;lt; for a literal &lt;",
+    "html_bad_entity": "{entity} at character {where} is not an entity Telegram knows: only &amp;lt; &amp;gt; &amp;amp; &amp;quot; and numeric ones like &amp;#160; work",
+    "html_tag_needs": "tag &lt;{tag}&gt; at character {where} needs {attribute}",
+    "html_attribute_not_allowed": "attribute {attribute} is not allowed in tag &lt;{tag}&gt; at character {where}",
+    "html_bad_attributes": "malformed attributes in tag &lt;{tag}&gt; at character {where}",
+    "html_nested": "tag &lt;{tag}&gt; at character {where} cannot be inside &lt;{outer}&gt;",
+    "html_empty": "the message has no text",
+    "html_too_long": "the message is {size} characters after parsing; the limit is {limit}",
+    "html_tag_unclosed": "tag &lt;{tag}&gt; at character {where} is not closed with '&gt;'",
+    "html_unsupported_tag": "Telegram does not support tag &lt;{tag}&gt; (character {where}): use b, i, u, s, a, code, pre, blockquote or tg-spoiler",
+    "html_closing_tag": "closing tag &lt;/{tag}&gt; at character {where} matches no open tag",
+    "html_never_closed": "tag &lt;{tag}&gt; is never closed: add &lt;/{tag}&gt;",
     "broadcast_preview": "<b>Preview of broadcast #{id}</b>: Confirm sends it to every active chat.",
     "broadcast_cancelled": "Broadcast #{id} cancelled; nothing was sent.",
     "broadcast_queued": "Broadcast #{id} queued to {count} chats.",
@@ -229,8 +278,8 @@ EN: Final[dict[str, str]] = {
     "digest_count": "{count} new releases",
     "digest_count_one": "1 new release",
     "digest_more": "…and {count} more: /search {query}",
-    "digest_more_topics": "…and {count} more in {topics} more topics: /list",
-    "digest_more_topics_one": "…and 1 more in another topic: /list",
+    "digest_more_topics": "…and {releases} more in {count} more topics: /list",
+    "digest_more_topics_one": "…and {releases} more in another topic: /list",
     "digest_part": "({index}/{total})",
     "digest_continued": "(continued)",
     "digest_corrected": "✏️ <b>Corrected:</b> ",
@@ -238,13 +287,13 @@ EN: Final[dict[str, str]] = {
     "digest_manage_line": "<i>Manage what comes here: /list</i>",
     # /stats (also `press-digest stats`): plain text in a <pre>
     "stats_chats": "chats: {chats} ({active} active, {paused} paused)",
-    "stats_subscriptions": "subscriptions: {subscriptions} to {topics} distinct topics",
+    "stats_subscriptions": "subscriptions: {subscriptions} (distinct topics: {topics})",
     "stats_feeds": "feeds: {feeds} ({failing} failing)",
     "stats_releases": "releases: {releases} ({recent} in the last 24 h)",
     "stats_messages": "messages: {queued} queued, {sent} sent, {failed} failed, {dropped} dropped (blocked chats)",
     "stats_feed_ok": "ok",
     "stats_feed_failing": "failing x{failures}: {error}",
-    "stats_feed": "  #{id} {url}: {state}; last success {success}; {items} items; next poll {next}",
+    "stats_feed": "  #{id} {url}: {state}; last success {success}; items: {items}; next poll {next}",
     # /settings and the Mini App (plain text: the page sets it as text, never as HTML)
     "settings_open": "Topics, digest time, timezone and language on one screen: tap the button.",
     "settings_button": "⚙️ Open settings",
@@ -284,6 +333,13 @@ EN: Final[dict[str, str]] = {
     "app_pause": "Pause deliveries",
     "app_saved": "Saved.",
     "app_error_auth": "This page works only when opened from the bot in Telegram ({reason}).",
+    # why a request's initData proves nothing (bot.webapp.initdata.InitDataError's keys)
+    "app_auth_missing": "initData is missing: open this page from the bot in Telegram",
+    "app_auth_malformed": "initData is malformed",
+    "app_auth_forged": "initData is not signed for this bot",
+    "app_auth_future": "initData is dated in the future: check this device's clock",
+    "app_auth_stale": "initData is older than a day: close the app and open it again",
+    "app_auth_no_user": "initData names no user",
     "app_error_network": "Could not reach the bot; check the connection and try again.",
 }
 
@@ -329,13 +385,22 @@ ZH: Final[dict[str, str]] = {
     "subscribed_example": "近期例子：{example}",
     "subscribed_no_example": "過去 30 天沒有配對的公報；有新公報時會放進你的摘要。",
     "already_subscribed": "此處已經關注 <b>{label}</b>。",
-    "query_too_long": "這個主題有 {length} 個字元；請少於 {limit} 個，例如 /subscribe 海關",
     "query_bad_characters": "請勿在主題中使用控制字元或方向字元，例如 /subscribe 海關",
-    # the reason comes from the query parser in English: Chinese chats get the rules instead
-    "query_invalid": (
-        "無法理解這個主題。多個詞須同時出現；片語用引號；OR 表示其一；-排除；字首*。"
-        '例如 /subscribe 海關、/subscribe "national security" 或 /subscribe customs OR excise'
-    ),
+    "query_too_long": "這個查詢有 {length} 個字元，上限為 {limit} 個：請縮短，例如 customs -conference",
+    "query_too_long_normalised": "這個查詢整理後太長（上限 {limit} 個字元）：請縮短，例如 海關",
+    "query_empty": '查詢是空的：請說明要關注甚麼，例如 海關 或 "national security"',
+    "query_unbalanced_quote": "{text} 的引號沒有閉合：請補上引號，例如 {fixed}",
+    "query_lone_star": "單獨一個 * 不會配對任何內容：請放在字詞末尾，例如 smuggl*",
+    "query_star_inside": "* 只能放在字詞末尾（{word}）：例如 smuggl* 會找到 smuggle 及 smuggling",
+    "query_short_prefix": "{word} 的字首太短：* 之前最少要有 {letters} 個字母，例如 smuggl*",
+    "query_or_at_start": "OR 在查詢開頭：OR 兩邊都要有字詞，例如 customs OR excise",
+    "query_or_at_end": "OR 在查詢末尾：OR 兩邊都要有字詞，例如 customs OR excise",
+    "query_two_ors": "連續兩個 OR：請在中間加上字詞，例如 customs OR excise",
+    "query_or_empty_side": "OR 其中一邊沒有要找的字詞：例如 customs OR excise",
+    "query_too_many_terms": "字詞太多（{terms} 個，上限 {limit} 個）：請只保留重要的，例如 customs seizure",
+    "query_only_exclusions": "只有要排除的字詞：請同時說明要找甚麼，例如 customs -conference",
+    "query_only_punctuation": "查詢只有標點符號，沒有字詞：請使用字詞，例如 海關",
+    "query_wanted_and_excluded": "{term} 同時是要找及要排除的字詞：請刪除其中一個，例如 customs -conference",
     "too_many_subscriptions": "此聊天室已關注 {count} 個主題，已達上限；請先取消一個，例如 /unsubscribe 1",
     "unsubscribe_choose": "要取消關注哪一個主題？請點選：",
     "unsubscribed": "已取消關注 <b>{label}</b>。",
@@ -408,16 +473,48 @@ ZH: Final[dict[str, str]] = {
     "never": "從未",
     "none": "無",
     "addfeed_usage": "請提供資訊來源的網址，例如 /addfeed https://www.info.gov.hk/gia/rss/general_zh.xml",
-    # the poller's reason is English: say what a valid one is instead
-    "addfeed_rejected": "未有新增：網址無效、太長或已在列表中。例如 /addfeed https://example.org/rss.xml",
+    "feed_url_scheme": "未有新增：只可以新增 http:// 或 https:// 的資訊來源網址，例如 /addfeed https://example.org/rss.xml",
+    "feed_url_invalid": "未有新增：{url} 不是有效的網址，例如 /addfeed https://example.org/rss.xml",
+    "feed_url_too_long": "未有新增：網址超過 {limit} 個字元，例如 /addfeed https://example.org/rss.xml",
+    "feed_already_listed": "未有新增：此資訊來源已在列表中；請看 /feeds",
     "addfeed_ok": "已新增 {url}：找到 {count} 則新公報。",
     "addfeed_not_modified": "已新增 {url}：暫時沒有新內容。",
-    "addfeed_failed": "已新增 {url}，但首次讀取失敗；/feeds 會顯示錯誤詳情（{error}）",
+    "addfeed_failed": "已新增 {url}，但首次讀取失敗：{error}",
+    "feed_error_timeout": "伺服器未能及時回應",
+    "feed_error_too_large": "資訊來源的內容太大",
+    "feed_error_http": "伺服器回應 HTTP {status} 錯誤",
+    "feed_error_not_a_feed": "此網址不是 RSS 或 Atom 資訊來源",
+    "feed_error_unparseable": "無法讀取資訊來源的內容",
+    "feed_error_empty": "資訊來源沒有可用的項目",
+    "feed_error_connect": "無法連接伺服器",
+    "feed_error_connection": "連線中斷",
+    "feed_error_tls": "安全連線失敗",
+    "feed_error_bad_url": "無法讀取此網址",
+    "feed_error_bad_encoding": "伺服器傳來的內容無法解碼",
+    "feed_error_too_many_redirects": "重新導向次數太多",
+    "feed_error_gone": "資訊來源已被移除",
+    "feed_error_matching": "公報已儲存但未能配對；下次讀取時會再試",
+    "feed_error_internal": "系統內部錯誤",
+    "feed_error_other": "其他錯誤",
     "removefeed_usage": "請提供 /feeds 中的編號，例如 /removefeed 2",
     "removefeed_ok": "已移除 {url}。",
     "removefeed_not_found": "沒有編號 {value} 的資訊來源；請看 /feeds，例如 /removefeed 2",
     "broadcast_usage": "請提供要廣播的文字（Telegram HTML），例如 /broadcast &lt;b&gt;今晚系統維護&lt;/b&gt;",
     "broadcast_bad_html": "未有排隊發送：{error}",
+    "html_invalid": "Telegram 不會接受這段 HTML",
+    "html_bare_ampersand": "第 {where} 個字元是單獨的「&amp;」：要顯示 &amp; 請寫 &amp;amp;",
+    "html_bare_lt": "第 {where} 個字元是單獨的「&lt;」：要顯示 &lt; 請寫 &amp;lt;",
+    "html_bad_entity": "第 {where} 個字元的 {entity} 不是 Telegram 認識的實體：只可以用 &amp;lt; &amp;gt; &amp;amp; &amp;quot; 及數字實體，例如 &amp;#160;",
+    "html_tag_needs": "第 {where} 個字元的 &lt;{tag}&gt; 標籤需要 {attribute}",
+    "html_attribute_not_allowed": "第 {where} 個字元的 &lt;{tag}&gt; 標籤不可以有 {attribute} 屬性",
+    "html_bad_attributes": "第 {where} 個字元的 &lt;{tag}&gt; 標籤屬性格式錯誤",
+    "html_nested": "第 {where} 個字元的 &lt;{tag}&gt; 標籤不可以放在 &lt;{outer}&gt; 之內",
+    "html_empty": "訊息沒有文字",
+    "html_too_long": "訊息解析後有 {size} 個字元，上限為 {limit} 個",
+    "html_tag_unclosed": "第 {where} 個字元的 &lt;{tag}&gt; 標籤沒有以「&gt;」結束",
+    "html_unsupported_tag": "Telegram 不支援 &lt;{tag}&gt; 標籤（第 {where} 個字元）：請用 b、i、u、s、a、code、pre、blockquote 或 tg-spoiler",
+    "html_closing_tag": "第 {where} 個字元的結束標籤 &lt;/{tag}&gt; 沒有對應的開始標籤",
+    "html_never_closed": "&lt;{tag}&gt; 標籤沒有結束：請加上 &lt;/{tag}&gt;",
     "broadcast_preview": "<b>廣播 #{id} 預覽</b>：按「確認」會發送給所有使用中的聊天室。",
     "broadcast_cancelled": "廣播 #{id} 已取消；沒有發送任何訊息。",
     "broadcast_queued": "廣播 #{id} 已排隊發送給 {count} 個聊天室。",
@@ -455,7 +552,7 @@ ZH: Final[dict[str, str]] = {
     "alert_title": "🔔 <b>最新新聞公報</b>",
     "digest_count": "{count} 則新公報",
     "digest_more": "…還有 {count} 則：/search {query}",
-    "digest_more_topics": "…還有 {topics} 個主題共 {count} 則：/list",
+    "digest_more_topics": "…還有 {count} 個主題共 {releases} 則：/list",
     "digest_part": "（{index}/{total}）",
     "digest_continued": "（續）",
     "digest_corrected": "✏️ <b>更正：</b>",
@@ -506,14 +603,19 @@ ZH: Final[dict[str, str]] = {
     "app_pause": "暫停發送",
     "app_saved": "已儲存。",
     "app_error_auth": "此頁面只能從 Telegram 內的機械人開啟（{reason}）。",
+    "app_auth_missing": "沒有登入資料：請在 Telegram 內從機械人開啟此頁面",
+    "app_auth_malformed": "登入資料格式錯誤",
+    "app_auth_forged": "登入資料並非由此機械人簽發",
+    "app_auth_future": "登入資料的日期在未來：請檢查此裝置的時鐘",
+    "app_auth_stale": "登入資料已超過一天：請關閉此頁面再重新開啟",
+    "app_auth_no_user": "登入資料沒有指明用戶",
     "app_error_network": "無法連接機械人；請檢查網絡後再試。",
 }
 
 CATALOGUES: Final[dict[Language, dict[str, str]]] = {"en": EN, "zh": ZH}
 # parameters that carry English text (the query parser's, the poller's): Chinese leaves them out
 ENGLISH_ONLY_PARAMS: Final[dict[str, frozenset[str]]] = {
-    "query_invalid": frozenset({"reason"}),
-    "addfeed_rejected": frozenset({"error"}),
+    key: frozenset({"detail"}) for key in EN if key.startswith("feed_error_")
 }
 
 
@@ -546,3 +648,16 @@ def t_plain(lang: str, key: str, **params: object) -> str:
 def templates(lang: str, keys: list[str]) -> dict[str, str]:
     """The raw templates of `keys` in `lang` (for a page that fills the placeholders itself)."""
     return {key: _template(lang, key) for key in keys}
+
+
+def feed_error(lang: str, error: str | None) -> str:
+    """A feed's failure ("http_404: Not Found", as the poller stores it) as plain text in `lang`:
+    the kind's text, with the poller's English detail in English only."""
+    from bot.feeds.errors import split_feed_error
+
+    kind, detail = split_feed_error(error or "")
+    params: dict[str, object] = {"detail": detail or kind}
+    if kind.startswith("http_") and kind[5:].isdigit():
+        kind, params["status"] = "http", kind[5:]
+    key = f"feed_error_{kind}"
+    return t_plain(lang, key if key in EN else "feed_error_other", **params)

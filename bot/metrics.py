@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+from bot.feeds.errors import split_feed_error
+
 MESSAGES_SENT = Counter("press_digest_messages_sent", "Messages Telegram accepted")
 MESSAGES_FAILED = Counter(
     "press_digest_messages_failed",
@@ -35,8 +37,7 @@ for _reason in ("failed", "chat_gone", "maybe_delivered"):
 
 def feed_error_reason(error: str) -> str:
     """'http_404: Not Found' -> 'http_404': a label with few values, never a URL."""
-    name = error.split(":", 1)[0].strip()
-    return name if name.replace("_", "").isalnum() and len(name) <= 32 else "other"
+    return split_feed_error(error)[0]
 
 
 def render(outbox_depth: int | None) -> tuple[bytes, str]:

@@ -195,6 +195,9 @@ class Subscription(SQLModel, table=True):
     )
     query_text: str = Field(sa_column=Column(Text, nullable=False))  # as the user typed it
     created_at: datetime = Field(default_factory=utcnow)
+    # the end of the last digest sent to this thread alone (/digest in a forum topic): with
+    # Chat.last_digest_at, where news begins for the thread (bot.digest.service.thread_window)
+    last_digest_at: datetime | None = None
 
 
 class Match(SQLModel, table=True):

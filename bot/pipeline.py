@@ -40,12 +40,15 @@ async def on_releases_stored(
     *,
     announce: bool,
     corrected_ids: Sequence[int] = (),
+    mini_app_url: str | None = None,
 ) -> None:
     """One stored batch: matches new and changed releases, queues the instant alerts.
 
-    Copies of a release another feed carried first are not matched (that one is shown). New
-    ones that are news (`announce`: some are history) go out at once to chats on `instant`,
-    and so do corrections (`corrected_ids`) to the instant chats that had them.
+    New and changed releases are matched against every topic (copies of a release another
+    feed carried first are not: that one is shown). New ones that are news (`announce`: some
+    are not history) go out at once to chats on `instant`, and so do corrections
+    (`corrected_ids`) to the instant chats that had them; `mini_app_url` for their Manage
+    button.
     """
     from bot.digest.service import queue_instant_alerts
     from bot.matching.service import match_releases
@@ -55,12 +58,14 @@ async def on_releases_stored(
         return
     await match_releases(sessions, ids)
     if announce and new_ids:
-        await queue_instant_alerts(sessions, new_ids)
+        await queue_instant_alerts(sessions, new_ids, mini_app_url=mini_app_url)
     if corrected_ids:
-        await queue_instant_alerts(sessions, list(corrected_ids), corrections=True)
+        await queue_instant_alerts(
+            sessions, list(corrected_ids), corrections=True, mini_app_url=mini_app_url
+        )
 
 
-async def process_stored(sessions: SessionFactory) -> int:
+async def process_stored(sessions: SessionFactory, *, mini_app_url: str | None = None) -> int:
     """Matches and alerts every batch the polls stored, oldest first; the batches done.
 
     A batch that fails stays (its attempts and error recorded) and the pass stops there:
@@ -73,14 +78,14 @@ async def process_stored(sessions: SessionFactory) -> int:
             if not got:
                 return 0
         try:
-            return await _process(sessions)
+            return await _process(sessions, mini_app_url)
         finally:
             if dialect_of(lock_session) == "postgresql":
                 await lock_session.exec(select(func.pg_advisory_unlock(_BATCH_LOCK)))
                 await lock_session.commit()
 
 
-async def _process(sessions: SessionFactory) -> int:
+async def _process(sessions: SessionFactory, mini_app_url: str | None) -> int:
     async with sessions() as session:
         query = select(StoredBatch).order_by(col(StoredBatch.id)).limit(_PASS_LIMIT)
         batches = list((await session.exec(query)).all())
@@ -93,6 +98,7 @@ async def _process(sessions: SessionFactory) -> int:
                 list(batch.updated_ids),
                 announce=batch.announce,
                 corrected_ids=list(batch.corrected_ids),
+                mini_app_url=mini_app_url,
             )
         except Exception as exc:
             log.exception("matching the releases of stored batch %s failed", batch.id)
@@ -117,7 +123,7 @@ async def _process(sessions: SessionFactory) -> int:
 async def poll_all(sessions: SessionFactory, settings: Settings) -> list[poller.PollReport]:
     """Every feed now (`press-digest poll`), then what they stored matched and alerted."""
     reports = await poller.poll_all_feeds(sessions, settings)
-    await _process_after_poll(sessions)
+    await _process_after_poll(sessions, settings)
     return reports
 
 
@@ -130,7 +136,7 @@ async def poll_due(
 ) -> list[poller.PollReport]:
     """The due feeds (the poller role's tick), then every stored batch still waiting."""
     reports = await poller.poll_due_feeds(sessions, settings, now, limit=limit)
-    await _process_after_poll(sessions)
+    await _process_after_poll(sessions, settings)
     return reports
 
 
@@ -139,13 +145,13 @@ async def add_feed(
 ) -> poller.PollReport:
     """/addfeed: stores the feed, polls it, matches what it stored."""
     report = await poller.add_feed(sessions, settings, url, added_by=added_by)
-    await _process_after_poll(sessions)
+    await _process_after_poll(sessions, settings)
     return report
 
 
-async def _process_after_poll(sessions: SessionFactory) -> None:
+async def _process_after_poll(sessions: SessionFactory, settings: Settings) -> None:
     try:
-        await process_stored(sessions)
+        await process_stored(sessions, mini_app_url=settings.mini_app_url)
     except Exception:  # the batches stay; the next tick tries again
         log.exception("matching stored releases failed; trying again at the next poll")
 

@@ -130,7 +130,7 @@ async def serve(
             wake_sender()  # instant alerts may have been queued
 
     async def digest_job() -> None:
-        if await queue_due_digests(sessions):
+        if await queue_due_digests(sessions, mini_app_url=settings.mini_app_url):
             wake_sender()
 
     async with contextlib.AsyncExitStack() as stack:
@@ -254,7 +254,7 @@ async def send_digests(sessions: SessionFactory, settings: Settings, *, force: b
 
     limits = DeliveryLimits.from_settings(settings)
     bot = build_bot(settings, limits)  # ConfigError (exit 2) when BOT_TOKEN is missing
-    queued = await queue_due_digests(sessions, force=force)
+    queued = await queue_due_digests(sessions, force=force, mini_app_url=settings.mini_app_url)
     try:
         await bot.initialize()
     except InvalidToken:  # PTB's message would show the token

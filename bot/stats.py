@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.db import SessionFactory
-from bot.i18n import t_plain
+from bot.i18n import feed_error, t_plain
 from bot.models import Chat, Feed, MessageState, OutboxMessage, Release, Subscription, utcnow
 
 
@@ -139,7 +139,10 @@ def render_stats_text(stats: Stats, lang: str = "en") -> str:
             t_plain(lang, "stats_feed_ok")
             if h.healthy
             else t_plain(
-                lang, "stats_feed_failing", failures=h.consecutive_failures, error=h.last_error
+                lang,
+                "stats_feed_failing",
+                failures=h.consecutive_failures,
+                error=feed_error(lang, h.last_error),
             )
         )
         lines.append(

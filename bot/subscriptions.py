@@ -24,6 +24,7 @@ from bot.config import Settings, parse_hhmm
 from bot.db import SessionFactory
 from bot.delivery.outbox import CHAT, OUTBOX, fetch_rows
 from bot.digest.schedule import as_utc, chat_zone
+from bot.errors import KeyedError
 from bot.i18n import Language, language_from_code
 from bot.matching.query import MAX_QUERY_LENGTH
 from bot.models import (
@@ -55,13 +56,8 @@ _WEEKDAY_NAMES = tuple(
 _REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
-class ChatInputError(ValueError):
+class ChatInputError(KeyedError):
     """Input the bot cannot use; `key` and `params` name the one-line reply in bot.i18n."""
-
-    def __init__(self, key: str, **params: object) -> None:
-        super().__init__(key)
-        self.key = key
-        self.params = params
 
 
 @dataclass(frozen=True)

@@ -234,3 +234,13 @@ def test_the_webhook_secret_never_reaches_the_log(workdir, monkeypatch, capsys) 
     err = capsys.readouterr().err
     logging.getLogger().handlers.clear()
     assert "header was" in err and secret not in err
+
+
+def test_preview_of_a_malformed_query_says_what_is_wrong_in_english(
+    workdir, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{workdir / 'pd.db'}")
+    monkeypatch.setenv("FEEDS", "http://127.0.0.1:9/a.xml")
+    assert main(["preview", '"national security']) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the migration's log lines
+    assert 'Unbalanced quote in "national security: close the quote' in last

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bot.config import ConfigError, load_settings
-from bot.feeds.errors import FeedError
+from bot.feeds.errors import FeedError, FeedInputError
 from bot.feeds.fetch import check_http_url
 from bot.feeds.normalise import absolute_http_url
 from bot.feeds.poller import check_feed_url
@@ -44,8 +44,14 @@ def test_absolute_http_urls_pass_everywhere(url: str) -> None:
 def test_every_check_refuses_the_same_urls_with_the_same_reason(url: str, reason: str) -> None:
     problem = http_url_problem(url)
     assert problem is not None and reason in problem
-    with pytest.raises(ValueError, match=re.escape(reason)):
+    with pytest.raises(FeedInputError) as refused:  # /addfeed: a reply in the chat's language
         check_feed_url(url)
+    expected = (
+        "feed_url_scheme"
+        if reason.endswith(": URL") or "relative" in reason
+        else "feed_url_invalid"
+    )
+    assert refused.value.key == expected
     with pytest.raises(FeedError, match=re.escape(reason)):
         check_http_url(url)
     assert absolute_http_url(url, "https://base.example/") != url

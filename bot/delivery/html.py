@@ -46,7 +46,14 @@ _AMPERSAND = re.compile("&")
 
 
 class TelegramHTMLError(ValueError):
-    """Text that Telegram's HTML parse mode would refuse; str() is one line saying where and why."""
+    """Text that Telegram's HTML parse mode would refuse; str() is one English line saying where
+    and why (what Telegram's own error would say). `key` and `params` name the bot's reply to
+    the person in bot.i18n (html_*), in their language."""
+
+    def __init__(self, message: str, key: str = "html_invalid", **params: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
 
 
 def escape(text: str) -> str:
@@ -73,14 +80,21 @@ def _decode_entities(text: str, offset: int) -> str:
         where = offset + amp.start() + 1
         m = _ENTITY.match(text, amp.start())
         if m is None:
-            raise TelegramHTMLError(f"a bare '&' at character {where}: write &amp; for a literal &")
+            raise TelegramHTMLError(
+                f"a bare '&' at character {where}: write &amp; for a literal &",
+                "html_bare_ampersand",
+                where=where,
+            )
         out.append(text[pos : m.start()])
         name = m.group(1)
         if name.startswith("#"):
             number = int(name[2:], 16) if name[1] in "xX" else int(name[1:])
             if number == 0 or number > 0x10FFFF or 0xD800 <= number <= 0xDFFF:
                 raise TelegramHTMLError(
-                    f"invalid character reference &{name}; at character {where}"
+                    f"invalid character reference &{name}; at character {where}",
+                    "html_bad_entity",
+                    entity=f"&{name};",
+                    where=where,
                 )
             out.append(chr(number))
         elif name in _NAMED_ENTITIES:
@@ -88,7 +102,10 @@ def _decode_entities(text: str, offset: int) -> str:
         else:
             raise TelegramHTMLError(
                 f"unsupported entity &{name}; at character {where}: "
-                "only &lt; &gt; &amp; &quot; and numeric ones like &#160; work"
+                "only &lt; &gt; &amp; &quot; and numeric ones like &#160; work",
+                "html_bad_entity",
+                entity=f"&{name};",
+                where=where,
             )
         pos = m.end()
     out.append(text[pos:])
@@ -97,13 +114,37 @@ def _decode_entities(text: str, offset: int) -> str:
 
 def _check_attributes(tag: str, attrs: dict[str, str], where: int) -> None:
     if tag == "a" and not attrs.get("href", "").strip():
-        raise TelegramHTMLError(f'tag <a> at character {where} needs href="…"')
+        raise TelegramHTMLError(
+            f'tag <a> at character {where} needs href="…"',
+            "html_tag_needs",
+            tag="a",
+            attribute='href="…"',
+            where=where,
+        )
     if tag == "span" and attrs.get("class") != "tg-spoiler":
-        raise TelegramHTMLError(f'tag <span> at character {where} needs class="tg-spoiler"')
+        raise TelegramHTMLError(
+            f'tag <span> at character {where} needs class="tg-spoiler"',
+            "html_tag_needs",
+            tag="span",
+            attribute='class="tg-spoiler"',
+            where=where,
+        )
     if tag == "tg-emoji" and not attrs.get("emoji-id", "").isdigit():
-        raise TelegramHTMLError(f'tag <tg-emoji> at character {where} needs emoji-id="<number>"')
+        raise TelegramHTMLError(
+            f'tag <tg-emoji> at character {where} needs emoji-id="<number>"',
+            "html_tag_needs",
+            tag="tg-emoji",
+            attribute='emoji-id="<number>"',
+            where=where,
+        )
     if tag == "tg-time" and not attrs.get("unix", "").isdigit():
-        raise TelegramHTMLError(f'tag <tg-time> at character {where} needs unix="<timestamp>"')
+        raise TelegramHTMLError(
+            f'tag <tg-time> at character {where} needs unix="<timestamp>"',
+            "html_tag_needs",
+            tag="tg-time",
+            attribute='unix="<timestamp>"',
+            where=where,
+        )
 
 
 def _check_nesting(tag: str, open_tags: list[str], where: int) -> None:
@@ -111,10 +152,21 @@ def _check_nesting(tag: str, open_tags: list[str], where: int) -> None:
     for outer in open_tags:
         if outer == "code" or (outer == "pre" and tag != "code"):
             raise TelegramHTMLError(
-                f"tag <{tag}> at character {where} is inside <{outer}>, which holds plain text only"
+                f"tag <{tag}> at character {where} is inside <{outer}>, "
+                "which holds plain text only",
+                "html_nested",
+                tag=tag,
+                outer=outer,
+                where=where,
             )
     if tag in {"a", "blockquote"} and tag in open_tags:
-        raise TelegramHTMLError(f"tag <{tag}> at character {where} is inside another <{tag}>")
+        raise TelegramHTMLError(
+            f"tag <{tag}> at character {where} is inside another <{tag}>",
+            "html_nested",
+            tag=tag,
+            outer=tag,
+            where=where,
+        )
 
 
 def check_telegram_html(text: str) -> None:
@@ -127,12 +179,15 @@ def check_telegram_html(text: str) -> None:
     """
     parsed = visible_text(text)
     if not parsed.strip():
-        raise TelegramHTMLError("the message has no text")
+        raise TelegramHTMLError("the message has no text", "html_empty")
     size = utf16_len(parsed)
     if size > MAX_MESSAGE_UTF16:
         raise TelegramHTMLError(
             f"the message is {size} characters (UTF-16 units) after parsing; "
-            f"the limit is {MAX_MESSAGE_UTF16}"
+            f"the limit is {MAX_MESSAGE_UTF16}",
+            "html_too_long",
+            size=size,
+            limit=MAX_MESSAGE_UTF16,
         )
 
 
@@ -160,27 +215,50 @@ def visible_text(text: str) -> str:
         closing = text.startswith("</", lt)
         name_match = _TAG_NAME.match(text, lt + (2 if closing else 1))
         if name_match is None:
-            raise TelegramHTMLError(f"a bare '<' at character {where}: write &lt; for a literal <")
+            raise TelegramHTMLError(
+                f"a bare '<' at character {where}: write &lt; for a literal <",
+                "html_bare_lt",
+                where=where,
+            )
         # Telegram lower-cases a start tag's name but compares an end tag's name as written
         tag = name_match.group(0) if closing else name_match.group(0).lower()
         gt = text.find(">", name_match.end())
         if gt < 0:
-            raise TelegramHTMLError(f"tag <{tag}> at character {where} is not closed with '>'")
+            raise TelegramHTMLError(
+                f"tag <{tag}> at character {where} is not closed with '>'",
+                "html_tag_unclosed",
+                tag=tag,
+                where=where,
+            )
         if tag.lower() not in _TAGS:
             raise TelegramHTMLError(
-                f"unsupported tag <{tag}> at character {where}: {_ALLOWED_HINT}"
+                f"unsupported tag <{tag}> at character {where}: {_ALLOWED_HINT}",
+                "html_unsupported_tag",
+                tag=tag,
+                where=where,
             )
         if closing:
             if text[name_match.end() : gt].strip():
-                raise TelegramHTMLError(f"closing tag </{tag}> at character {where} has extra text")
+                raise TelegramHTMLError(
+                    f"closing tag </{tag}> at character {where} has extra text",
+                    "html_closing_tag",
+                    tag=tag,
+                    where=where,
+                )
             if not open_tags:
                 raise TelegramHTMLError(
-                    f"closing tag </{tag}> at character {where} has no opening tag"
+                    f"closing tag </{tag}> at character {where} has no opening tag",
+                    "html_closing_tag",
+                    tag=tag,
+                    where=where,
                 )
             if open_tags[-1] != tag:
                 raise TelegramHTMLError(
                     f"closing tag </{tag}> at character {where} "
-                    f"does not match the open <{open_tags[-1]}>"
+                    f"does not match the open <{open_tags[-1]}>",
+                    "html_closing_tag",
+                    tag=tag,
+                    where=where,
                 )
             open_tags.pop()
         else:
@@ -190,7 +268,11 @@ def visible_text(text: str) -> str:
             open_tags.append(tag)
         pos = gt + 1
     if open_tags:
-        raise TelegramHTMLError(f"tag <{open_tags[-1]}> is never closed: add </{open_tags[-1]}>")
+        raise TelegramHTMLError(
+            f"tag <{open_tags[-1]}> is never closed: add </{open_tags[-1]}>",
+            "html_never_closed",
+            tag=open_tags[-1],
+        )
     return "".join(plain)
 
 
@@ -204,14 +286,23 @@ def _parse_attributes(text: str, start: int, end: int, tag: str, where: int) -> 
             break
         m = _ATTRIBUTE.match(text, pos, body_end)
         if m is None or m.end() == pos:
-            raise TelegramHTMLError(f"malformed attributes in tag <{tag}> at character {where}")
+            raise TelegramHTMLError(
+                f"malformed attributes in tag <{tag}> at character {where}",
+                "html_bad_attributes",
+                tag=tag,
+                where=where,
+            )
         name = m.group(1).lower()
         raw = next((g for g in m.group(2, 3, 4) if g is not None), "")
         if name not in _TAGS[tag]:
             allowed = ", ".join(sorted(_TAGS[tag])) or "none"
             raise TelegramHTMLError(
                 f"attribute {name!r} is not allowed in tag <{tag}> at character {where} "
-                f"(allowed: {allowed})"
+                f"(allowed: {allowed})",
+                "html_attribute_not_allowed",
+                attribute=name,
+                tag=tag,
+                where=where,
             )
         attrs[name] = _decode_entities(raw, m.start())
         pos = m.end()

@@ -218,7 +218,8 @@ def _parts_keeping(
     rest = sections[topics:]
     if rest:
         n = sum(len(section.items) + section.more for section in rest)
-        line = t(language, "digest_more_topics", count=n, topics=len(rest))
+        # count is the topics: "in another topic" / "in 3 more topics", whatever the releases
+        line = t(language, "digest_more_topics", count=len(rest), releases=n)
         blocks.append(_Block(f"<i>{line}</i>", visible_length(line), None))
     return _split_into_parts(header, blocks, language)
 
@@ -249,10 +250,17 @@ def _count_line(total: int, language: str) -> str:
     return t(language, "digest_count", count=total)
 
 
-def manage_markup(language: str) -> str:
-    """The Manage button every digest and alert ends with, as Bot API JSON; bot.telegram answers
-    its callback data (keyboards.MANAGE) with the Mini App or the chat's topics."""
-    button = {"text": t_plain(language, "digest_manage_button"), "callback_data": "v1:manage"}
+def manage_markup(language: str, *, private: bool = False, mini_app_url: str | None = None) -> str:
+    """The Manage button every digest and alert ends with, as Bot API JSON.
+
+    In a private chat with a Mini App (PUBLIC_URL set) it opens the app in one tap: a
+    `web_app` button, which Telegram allows in private chats only. Anywhere else its callback
+    data (bot.telegram.keyboards.MANAGE) is answered with what the chat (or topic) follows.
+    """
+    label = t_plain(language, "digest_manage_button")
+    button: dict[str, object] = {"text": label, "callback_data": "v1:manage"}
+    if private and mini_app_url:
+        button = {"text": label, "web_app": {"url": mini_app_url}}
     return json.dumps({"inline_keyboard": [[button]]}, ensure_ascii=False)
 
 

@@ -87,16 +87,20 @@ def next_digest_at(chat: Chat, after: datetime) -> datetime | None:
     raise AssertionError(f"no digest moment within {_DAYS_TO_SEARCH} days of {after}")
 
 
-def period_start(chat: Chat, due_at: datetime) -> datetime | None:
-    """Where the period a digest sent at `due_at` covers begins: the chat's last digest.
+def period_start(
+    chat: Chat, due_at: datetime, last_digest_at: datetime | None = None
+) -> datetime | None:
+    """Where the period a digest sent at `due_at` covers begins: the chat's last digest (or
+    `last_digest_at`, a forum topic's own: bot.digest.service.thread_window).
 
     None for a chat that never had one. Every attempt to send the same period (two workers,
     a retry, /digest racing the schedule) sees the same start, so the outbox dedup key
     built on it lets only one through; once a digest is queued the start moves on.
     """
-    if chat.last_digest_at is None:
+    last = last_digest_at or chat.last_digest_at
+    if last is None:
         return None
-    return min(as_utc(chat.last_digest_at), as_utc(due_at))
+    return min(as_utc(last), as_utc(due_at))
 
 
 def reschedule(chat: Chat, now: datetime) -> None:

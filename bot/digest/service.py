@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from sqlalchemy import and_, or_, true
 from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -99,6 +100,7 @@ class _Followed:
     query_text: str
     since: datetime  # matches made after this are news to the subscriber
     subscribed_at: datetime  # releases first seen before the subscription are backlog
+    thread_digest_at: datetime | None = None  # its thread's last digest of its own
 
 
 @dataclass
@@ -113,11 +115,39 @@ def _chunks(ids: Sequence[ItemT]) -> Iterable[Sequence[ItemT]]:
         yield ids[start : start + _IN_CHUNK]
 
 
-def _window_start(chat: Chat, subscribed_at: datetime, *, after_last_digest: bool) -> datetime:
+def thread_window(chat: Chat, thread_digest_at: datetime | None) -> datetime | None:
+    """When a (chat, thread) last had its digest: the chat's last digest, or the thread's own
+    (a /digest in that forum topic alone), whichever came later; None if it never had one.
+
+    News for the thread begins there (never before a subscription was made), and the outbox
+    dedup key of its next digest is built on it, so a topic-only /digest moves that topic's
+    window and no other's.
+    """
+    moments = [as_utc(m) for m in (chat.last_digest_at, thread_digest_at) if m is not None]
+    return max(moments, default=None)
+
+
+def _window_start(
+    chat: Chat,
+    subscribed_at: datetime,
+    *,
+    after_last_digest: bool,
+    thread_digest_at: datetime | None = None,
+) -> datetime:
     subscribed_at = as_utc(subscribed_at)
-    if chat.last_digest_at is None or not after_last_digest:
-        return subscribed_at
-    return max(as_utc(chat.last_digest_at), subscribed_at)
+    last = thread_window(chat, thread_digest_at) if after_last_digest else None
+    return subscribed_at if last is None else max(last, subscribed_at)
+
+
+async def _mark_thread_sent(
+    session: AsyncSession, chat_id: int, thread_id: int, end: datetime
+) -> None:
+    """A digest of this thread alone went out: its window moves on to `end`."""
+    await session.exec(
+        sa_update(Subscription)
+        .where(col(Subscription.chat_id) == chat_id, col(Subscription.thread_id) == thread_id)
+        .values(last_digest_at=end)
+    )
 
 
 async def _followed_by_thread(
@@ -135,7 +165,12 @@ async def _followed_by_thread(
         for sub, topic in rows:
             assert topic.id is not None
             chat = by_id[sub.chat_id]
-            since = _window_start(chat, sub.created_at, after_last_digest=after_last_digest)
+            since = _window_start(
+                chat,
+                sub.created_at,
+                after_last_digest=after_last_digest,
+                thread_digest_at=sub.last_digest_at,
+            )
             result[sub.chat_id][sub.thread_id].append(
                 _Followed(
                     topic.id,
@@ -144,6 +179,7 @@ async def _followed_by_thread(
                     sub.query_text,
                     since,
                     as_utc(sub.created_at),
+                    as_utc(sub.last_digest_at) if sub.last_digest_at is not None else None,
                 )
             )
     return result
@@ -311,12 +347,18 @@ class _Pending:
 
 
 async def _enqueue_pending(
-    session: AsyncSession, pending: list[_Pending], *, kind: MessageKind
+    session: AsyncSession,
+    pending: list[_Pending],
+    *,
+    kind: MessageKind,
+    mini_app_url: str | None = None,
 ) -> list[_Pending]:
     """Queues every pending message in a few statements; returns those not queued before.
 
     A period another worker (or an earlier attempt) already queued is skipped whole; the
-    insert itself ignores duplicate keys too, for a worker racing this one right now.
+    insert itself ignores duplicate keys too, for a worker racing this one right now. The
+    last part carries the Manage button (the Mini App itself with `mini_app_url`, in private
+    chats).
     """
     from bot.delivery.outbox import OutboxRow, enqueue_many
 
@@ -340,7 +382,7 @@ async def _enqueue_pending(
                     kind,
                     p.thread_id,
                     dedup_key=f"{p.key}:{index}",
-                    reply_markup=manage_markup(p.chat.language) if last else None,
+                    reply_markup=_manage(p.chat, mini_app_url) if last else None,
                 )
             )
     if not rows_to_queue:
@@ -350,18 +392,24 @@ async def _enqueue_pending(
     return [p for p in candidates if f"{p.key}:1" in inserted]
 
 
+def _manage(chat: Chat, mini_app_url: str | None) -> str:
+    return manage_markup(chat.language, private=chat.type == "private", mini_app_url=mini_app_url)
+
+
 async def _queue_chat_digests(
     session: AsyncSession,
     chats: Sequence[Chat],
     now: datetime,
     window_end: datetime | None = None,
     thread_id: int | None = None,
+    mini_app_url: str | None = None,
 ) -> dict[int, DigestOutcome]:
     """Composes and queues the digest of every (chat, thread); moves last_digest_at when sent.
 
     The digest holds the matches made up to `window_end` (default: now), and the chat's
-    next digest starts there. With `thread_id`, only that forum topic's digest is queued; the
-    chat's next digest moves on only if no other topic follows anything (they lose nothing).
+    next digest starts there. With `thread_id`, only that forum topic's digest is queued and
+    only that topic's window moves (its subscriptions' last_digest_at; the chat's too if no
+    other topic follows anything): the other topics lose nothing, that one gets nothing twice.
     """
     end = window_end or now
     followed = await _followed_by_thread(session, chats)
@@ -384,9 +432,13 @@ async def _queue_chat_digests(
                 continue
         since = min(f.since for subs in threads.values() for f in subs)
         outcomes[chat.id] = DigestOutcome(parts_queued=0, releases=0, since=since)
-        start = period_start(chat, now)
-        period = start.isoformat() if start is not None else "first"
         for thread in sorted(threads):
+            # the period begins at this thread's last digest (see thread_window)
+            last = max(
+                (f.thread_digest_at for f in threads[thread] if f.thread_digest_at), default=None
+            )
+            start = period_start(chat, now, thread_window(chat, last))
+            period = start.isoformat() if start is not None else "first"
             digest = _build_digest(threads[thread], matches, until=end)
             if not digest.total:
                 continue
@@ -399,7 +451,10 @@ async def _queue_chat_digests(
             )
             key = f"digest:{chat.id}:{thread}:{period}"
             pending.append(_Pending(chat, thread, parts, key, digest))
-    for queued in await _enqueue_pending(session, pending, kind=MessageKind.digest):
+    queued_now = await _enqueue_pending(
+        session, pending, kind=MessageKind.digest, mini_app_url=mini_app_url
+    )
+    for queued in queued_now:
         assert queued.chat.id is not None
         outcome = outcomes[queued.chat.id]
         outcome.parts_queued += len(queued.parts)
@@ -407,6 +462,8 @@ async def _queue_chat_digests(
         if thread_id is None or set(followed.get(queued.chat.id, {})) == {thread_id}:
             queued.chat.last_digest_at = end
             session.add(queued.chat)
+        else:  # this topic alone: its window moves, the chat's other topics keep theirs
+            await _mark_thread_sent(session, queued.chat.id, thread_id, end)
     return outcomes
 
 
@@ -417,9 +474,14 @@ def _advance_schedule(chat: Chat, now: datetime) -> None:
 
 
 async def queue_due_digests(
-    sessions: SessionFactory, now: datetime | None = None, *, force: bool = False
+    sessions: SessionFactory,
+    now: datetime | None = None,
+    *,
+    force: bool = False,
+    mini_app_url: str | None = None,
 ) -> int:
     """Queues the due digests (with `force`: every active unpaused chat's); messages queued.
+    `mini_app_url` (Settings.mini_app_url) makes the Manage button open the Mini App.
 
     Safe to run in several processes at once: each batch of chats is claimed with
     FOR UPDATE SKIP LOCKED and committed with its outbox rows and its new next_digest_at.
@@ -449,7 +511,11 @@ async def queue_due_digests(
                 chats if force else [chat for chat in chats if chat.next_digest_at is not None]
             )
             outcomes = await _queue_chat_digests(
-                session, to_send, now, window_end=now if force else now - MATCH_SETTLE
+                session,
+                to_send,
+                now,
+                window_end=now if force else now - MATCH_SETTLE,
+                mini_app_url=mini_app_url,
             )
             queued += sum(outcome.parts_queued for outcome in outcomes.values())
             for chat in chats:
@@ -467,6 +533,7 @@ async def queue_digest_now(
     now: datetime | None = None,
     *,
     thread_id: int | None = None,
+    mini_app_url: str | None = None,
 ) -> DigestOutcome:
     """/digest: queues everything matched since the chat's last digest and moves last_digest_at.
 
@@ -480,9 +547,10 @@ async def queue_digest_now(
         ).first()
         if chat is None or not chat.active:
             return DigestOutcome(parts_queued=0, releases=0, since=None)
-        outcome = (await _queue_chat_digests(session, [chat], now, thread_id=thread_id)).get(
-            chat_id
+        outcomes = await _queue_chat_digests(
+            session, [chat], now, thread_id=thread_id, mini_app_url=mini_app_url
         )
+        outcome = outcomes.get(chat_id)
         if outcome is None:
             return DigestOutcome(parts_queued=0, releases=0, since=None)
         if chat.frequency in _SCHEDULED and not chat.paused:
@@ -493,7 +561,11 @@ async def queue_digest_now(
 
 
 async def queue_instant_alerts(
-    sessions: SessionFactory, release_ids: list[int], *, corrections: bool = False
+    sessions: SessionFactory,
+    release_ids: list[int],
+    *,
+    corrections: bool = False,
+    mini_app_url: str | None = None,
 ) -> int:
     """Alerts chats on `instant` about these newly stored releases: one message per (chat, thread)
     for all of them (split only if too long). Returns messages queued.
@@ -550,7 +622,10 @@ async def queue_instant_alerts(
                 parts = compose_instant(digest.sections, language=chat.language, total=digest.total)
                 key = f"{prefix}:{chat_id}:{thread_id}:{batch}"
                 pending.append(_Pending(chat, thread_id, parts, key, digest))
-        for alert in await _enqueue_pending(session, pending, kind=MessageKind.instant):
+        alerts = await _enqueue_pending(
+            session, pending, kind=MessageKind.instant, mini_app_url=mini_app_url
+        )
+        for alert in alerts:
             queued += len(alert.parts)
             seen = alert.digest.newest_seen
             last = alert.chat.last_digest_at

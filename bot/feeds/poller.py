@@ -28,13 +28,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import metrics
 from bot.config import Settings
 from bot.db import SessionFactory, dialect_of, insert_ignoring_conflicts, lock_for_claim
-from bot.feeds.errors import FeedError
+from bot.feeds.errors import FeedError, FeedInputError
 from bot.feeds.fetch import MAX_HINT_SECONDS, FetchResult, Validators, fetch_feed, make_client
 from bot.feeds.normalise import one_line
 from bot.feeds.parse import ParsedFeed, parse_feed
 from bot.feeds.store import StoreOutcome, store_items
 from bot.models import Feed, StoredBatch, utcnow
-from bot.urls import http_url_problem
+from bot.urls import HTTP_SCHEMES, http_url_problem
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +104,15 @@ def _lease_seconds(settings: Settings, feeds: int) -> float:
 
 
 def check_feed_url(url: str) -> str:
-    """The URL trimmed; ValueError with a one-line reason unless it is an http(s) URL."""
+    """The URL trimmed; FeedInputError (a ValueError naming its reply) unless it is an http(s)
+    URL."""
     url = url.strip()
-    if (problem := http_url_problem(url)) is not None:
-        raise ValueError(f"{problem}, e.g. https://example.org/feed.xml")
+    if http_url_problem(url) is not None:
+        if url.split(":", 1)[0].lower() not in HTTP_SCHEMES:
+            raise FeedInputError("feed_url_scheme")
+        raise FeedInputError("feed_url_invalid", url=url[:100])
     if len(url) > MAX_URL_LENGTH:
-        raise ValueError(f"the URL is longer than {MAX_URL_LENGTH} characters")
+        raise FeedInputError("feed_url_too_long", limit=MAX_URL_LENGTH)
     return url
 
 
@@ -176,7 +179,7 @@ async def add_feed(
             )
         ).first()
         if existing is not None:
-            raise ValueError(f"this feed is already in the list (#{existing.id})")
+            raise FeedInputError("feed_already_listed", feed_id=existing.id)
         # leased like a claimed feed: the poll tick must not poll it while we do
         lease_until = utcnow() + timedelta(seconds=_lease_seconds(settings, 1))
         feed = Feed(url=url, configured_url=url, added_by=added_by, next_poll_at=lease_until)
@@ -184,7 +187,7 @@ async def add_feed(
         try:
             await session.commit()
         except IntegrityError:  # another admin added it at the same moment
-            raise ValueError("this feed is already in the list") from None
+            raise FeedInputError("feed_already_listed") from None
         assert feed.id is not None
         feed_id = feed.id
     async with make_client(settings) as client:

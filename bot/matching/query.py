@@ -34,6 +34,7 @@ from functools import lru_cache
 from itertools import chain
 from typing import NamedTuple
 
+from bot.errors import KeyedError
 from bot.matching.catalogue import CatalogueTopic, lookup_joined, topic_by_key
 from bot.matching.text import Term, is_no_space, tidy, tokens
 
@@ -45,8 +46,9 @@ _QUOTES = frozenset('"“”„‟«»「」『』＂')
 _MINUS = frozenset("-−–—－")
 
 
-class QueryError(ValueError):
-    """A malformed query; str(exc) is one line: what is wrong and an example that works."""
+class QueryError(KeyedError):
+    """A malformed query: `key` names the one-line reply in bot.i18n (what is wrong and an
+    example that works, in the chat's language); str(exc) is English for logs."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def _lex(text: str) -> list[_Item | None]:
             if end < 0:
                 fixed = text.rstrip() + '"'
                 raise QueryError(
-                    f"unbalanced quote in: {_snippet(text)} — close the quote: {_snippet(fixed)}"
+                    "query_unbalanced_quote", text=_snippet(text), fixed=_snippet(fixed)
                 )
             items.append(_Item(text[i + 1 : end], quoted=True, negated=negated))
             i = end + 1
@@ -140,22 +142,16 @@ def _group(item: _Item) -> Group | None:
     stem = raw.rstrip("*")
     prefix = stem != raw
     if prefix and not stem.strip():
-        raise QueryError("a lone * matches nothing: put it at the end of a word, e.g. smuggl*")
+        raise QueryError("query_lone_star")
     if "*" in stem:
-        raise QueryError(
-            f"* goes only at the end of a word ({_snippet(raw)}): "
-            "e.g. smuggl* finds smuggle and smuggling"
-        )
+        raise QueryError("query_star_inside", word=_snippet(raw))
     words = tokens(stem)
     if not words:
         return None
     if prefix and is_no_space(words[-1]):
         prefix = False  # CJK matches as a substring anyway
     if prefix and len(words[-1]) < MIN_PREFIX:
-        raise QueryError(
-            f"{_snippet(raw)} is too short a prefix: "
-            f"give at least {MIN_PREFIX} letters, e.g. smuggl*"
-        )
+        raise QueryError("query_short_prefix", word=_snippet(raw), letters=MIN_PREFIX)
     return Term(tuple(words), prefix)
 
 
@@ -180,31 +176,22 @@ def _build(text: str, max_length: int) -> tuple[QueryTree, str]:
     """The query tree and the tidied text; QueryError for anything malformed."""
     shown = tidy(text)
     if not shown:
-        raise QueryError('empty query: say what to follow, e.g. customs or "national security"')
+        raise QueryError("query_empty")
     if len(shown) > max_length:
-        raise QueryError(
-            f"the query is {len(shown)} characters, at most {max_length}: "
-            "shorten it, e.g. customs -conference"
-        )
+        raise QueryError("query_too_long", length=len(shown), limit=max_length)
     items = _lex(shown)
     if items[0] is None or items[-1] is None:
-        where = "start" if items[0] is None else "end"
-        raise QueryError(
-            f"OR at the {where} of the query: put words on both sides, e.g. customs OR excise"
-        )
+        raise QueryError("query_or_at_start" if items[0] is None else "query_or_at_end")
     terms = [item for item in items if item is not None]
     if len(terms) > MAX_TERMS:
-        raise QueryError(
-            f"too many terms ({len(terms)}, at most {MAX_TERMS}): "
-            "keep the ones that matter, e.g. customs seizure"
-        )
+        raise QueryError("query_too_many_terms", terms=len(terms), limit=MAX_TERMS)
     clauses: list[list[Group]] = [[]]
     excluded: list[Group] = []
     previous_was_or = False
     for item in items:
         if item is None:
             if previous_was_or:
-                raise QueryError("two ORs in a row: put words between them, e.g. customs OR excise")
+                raise QueryError("query_two_ors")
             clauses.append([])
             previous_was_or = True
             continue
@@ -215,10 +202,10 @@ def _build(text: str, max_length: int) -> tuple[QueryTree, str]:
         (excluded if item.negated else clauses[-1]).append(group)
     if all(not clause for clause in clauses):
         if excluded:
-            raise QueryError("only exclusions: say what to look for too, e.g. customs -conference")
-        raise QueryError("no words in the query, only punctuation: use words, e.g. customs")
+            raise QueryError("query_only_exclusions")
+        raise QueryError("query_only_punctuation")
     if any(not clause for clause in clauses):
-        raise QueryError("nothing to look for on one side of OR: e.g. customs OR excise")
+        raise QueryError("query_or_empty_side")
     resolved = [_resolve(clause) for clause in clauses]
     canon_excluded = tuple(sorted(dict.fromkeys(excluded), key=lambda g: g.canonical))
     excluded_names = {g.canonical for g in canon_excluded}
@@ -227,17 +214,12 @@ def _build(text: str, max_length: int) -> tuple[QueryTree, str]:
         unique = tuple(sorted(dict.fromkeys(clause), key=lambda g: g.canonical))
         for g in unique:
             if g.canonical in excluded_names:
-                raise QueryError(
-                    f"{g.canonical} is both wanted and excluded: drop one, e.g. customs -conference"
-                )
+                raise QueryError("query_wanted_and_excluded", term=g.canonical)
         canon_clauses[unique] = None
     ordered = tuple(sorted(canon_clauses, key=lambda c: " ".join(g.canonical for g in c)))
     tree = QueryTree(ordered, canon_excluded)
     if len(tree.canonical) > max_length:
-        raise QueryError(
-            f"the query is too long once normalised (at most {max_length} characters): "
-            "shorten it, e.g. customs"
-        )
+        raise QueryError("query_too_long_normalised", limit=max_length)
     return tree, shown
 
 

@@ -32,10 +32,10 @@ from bot.config import Settings
 from bot.db import SessionFactory
 from bot.delivery.html import escape, utf16_len
 from bot.digest.schedule import as_utc, chat_zone
+from bot.errors import KeyedError
 from bot.i18n import Html, Language, language_from_code, t, t_plain
 from bot.models import Chat, Frequency, Release
 from bot.subscriptions import (
-    ChatInputError,
     chat_or_defaults,
     register_chat,
 )
@@ -109,7 +109,8 @@ def shown(value: object) -> object:
     return value
 
 
-def input_error_text(lang: str, exc: ChatInputError) -> str:
+def input_error_text(lang: str, exc: KeyedError) -> str:
+    """The reply to input the domain refused (a query, a setting, a feed address) in `lang`."""
     return t(lang, exc.key, **{name: shown(value) for name, value in exc.params.items()})
 
 

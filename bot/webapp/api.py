@@ -19,6 +19,7 @@ from aiohttp import web
 from bot.config import Settings
 from bot.db import SessionFactory
 from bot.digest.schedule import as_utc, chat_zone
+from bot.errors import KeyedError
 from bot.i18n import LANGUAGES, t_plain, templates
 from bot.models import Chat
 from bot.subscriptions import (
@@ -48,6 +49,8 @@ class MiniApp:
 
 
 MINI_APP_KEY = web.AppKey("mini_app", MiniApp)
+# InitDataError's keys (app_auth_*): a 401 names its key, the page says it in its language
+AUTH_REASONS = ("missing", "malformed", "forged", "future", "stale", "no_user")
 THREAD = 0  # the Mini App manages the private chat itself, never a forum topic
 PREVIEW_RELEASES = 3
 # the page's own texts, plus the domain's error and weekday texts it shows
@@ -80,6 +83,7 @@ PAGE_TEXT_KEYS = sorted(
         "app_saved",
         "app_error_auth",
         "app_error_network",
+        *(f"app_auth_{reason}" for reason in AUTH_REASONS),
         *(f"weekday_{n}" for n in range(7)),
     }
 )
@@ -111,10 +115,11 @@ def _page() -> bytes:
     return _static("index.html").replace(b"__PAGE_DATA__", inlined.encode())
 
 
-def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
-    return status(
-        text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json"
-    )
+def _error(
+    status: type[web.HTTPException], message: str, key: str | None = None
+) -> web.HTTPException:
+    body = {"error": message, **({"key": key} if key else {})}
+    return status(text=json.dumps(body, ensure_ascii=False), content_type="application/json")
 
 
 async def page(request: web.Request) -> web.Response:
@@ -148,7 +153,8 @@ def _user(request: web.Request) -> WebAppUser:
         return verify_init_data(init_data.strip(), request.app[MINI_APP_KEY].bot_token)
     except InitDataError as exc:
         log.info("Mini App request refused: %s", exc)
-        raise _error(web.HTTPUnauthorized, str(exc)) from None
+        # whose language is unknown (nothing is proven): English, and the key for the page
+        raise _error(web.HTTPUnauthorized, t_plain("en", exc.key), exc.key) from None
 
 
 async def _chat(request: web.Request) -> Chat:
@@ -176,13 +182,9 @@ def _text_field(body: dict[str, Any], name: str) -> str:
     return value
 
 
-def _input_error(chat: Chat, exc: Exception) -> web.HTTPException:
-    """A domain refusal in the chat's language, the same words the command would use."""
-    if isinstance(exc, ChatInputError):
-        message = t_plain(chat.language, exc.key, **exc.params)
-    else:  # QueryError: str(exc) is already the one-line reason
-        message = t_plain(chat.language, "query_invalid", reason=str(exc))
-    return _error(web.HTTPBadRequest, message)
+def _input_error(chat: Chat, exc: KeyedError) -> web.HTTPException:
+    """A domain refusal (a query, a setting) in the chat's language: the command's words."""
+    return _error(web.HTTPBadRequest, t_plain(chat.language, exc.key, **exc.params))
 
 
 # --- what the page shows ------------------------------------------------------------------

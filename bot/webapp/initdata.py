@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
+from bot.errors import KeyedError
+
 MAX_AGE = timedelta(days=1)
 # a phone whose clock runs a little ahead still signs in
 FUTURE_SKEW = timedelta(minutes=5)
 
 
-class InitDataError(ValueError):
-    """initData that proves nothing; str(exc) is a one-line reason."""
+class InitDataError(KeyedError):
+    """initData that proves nothing; `key` names the page's words for it (app_auth_*, in both
+    languages: the page shows them), str(exc) is the English line for logs."""
 
 
 @dataclass(frozen=True)
@@ -48,36 +51,36 @@ def verify_init_data(
 ) -> WebAppUser:
     """The user that `init_data` proves; InitDataError (one line) when it proves nothing."""
     if not init_data:
-        raise InitDataError("initData is missing: open this page from the bot in Telegram")
+        raise InitDataError("app_auth_missing")
     try:
         pairs = parse_qsl(init_data, keep_blank_values=True, strict_parsing=True)
     except ValueError:
-        raise InitDataError("initData is not a query string") from None
+        raise InitDataError("app_auth_malformed") from None
     fields = dict(pairs)
     if len(fields) != len(pairs):
-        raise InitDataError("initData repeats a field")
+        raise InitDataError("app_auth_malformed")
     received = fields.pop("hash", "")
     if not received:
-        raise InitDataError("initData has no hash")
+        raise InitDataError("app_auth_malformed")
     expected = sign_init_data(fields, bot_token)
     if not hmac.compare_digest(expected.encode(), received.lower().encode()):
-        raise InitDataError("initData is not signed for this bot")
+        raise InitDataError("app_auth_forged")
     try:
         auth_date = datetime.fromtimestamp(int(fields.get("auth_date", "")), UTC)
     except (ValueError, OverflowError, OSError):
-        raise InitDataError("initData has no valid auth_date") from None
+        raise InitDataError("app_auth_malformed") from None
     now = now or datetime.now(UTC)
     if auth_date > now + FUTURE_SKEW:
-        raise InitDataError("initData is dated in the future")
+        raise InitDataError("app_auth_future")
     if now - auth_date > max_age:
-        raise InitDataError("initData is older than a day: close the app and open it again")
+        raise InitDataError("app_auth_stale")
     try:
         user = json.loads(fields.get("user", ""))
         user_id = int(user["id"])
     except (ValueError, TypeError, KeyError):
-        raise InitDataError("initData names no user") from None
+        raise InitDataError("app_auth_no_user") from None
     if not isinstance(user, dict) or isinstance(user["id"], bool) or user_id <= 0:
-        raise InitDataError("initData names no user")
+        raise InitDataError("app_auth_no_user")
     language = user.get("language_code")
     return WebAppUser(
         id=user_id,

@@ -89,6 +89,22 @@ def test_invalid_html_is_refused_with_a_one_line_reason(text, reason):
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(("text", "reason"), INVALID)
+def test_each_refusal_names_a_reply_in_both_languages(text, reason):
+    from bot.i18n import EN, ZH, t
+    from tests.doubles.telegram_api import parse_html
+
+    with pytest.raises(TelegramHTMLError) as caught:
+        check_telegram_html(text)
+    error = caught.value
+    assert error.key in EN and error.key in ZH and error.key != "html_invalid"
+    for lang in ("en", "zh"):
+        rendered = t(lang, error.key, **error.params)
+        plain, _ = parse_html(rendered)  # valid Telegram HTML itself, whatever it quotes
+        assert plain and "{" not in plain
+    assert t("zh", error.key, **error.params) != t("en", error.key, **error.params)
+
+
 def test_escaped_feed_text_always_passes():
     text = 'Customs <seize> "goods" & P&amp;L </b> <p>'
     check_telegram_html(escape(text))

@@ -221,3 +221,20 @@ def test_instant_alert_lists_every_release_of_the_poll() -> None:
     text = visible_text(part)
     assert "3 new releases" in text
     assert all(f"Release number {n}" in text for n in (1, 2, 3))
+
+
+def test_the_manage_button_is_the_mini_app_in_private_chats_only() -> None:
+    import json
+
+    from bot.digest.compose import manage_markup
+
+    url = "https://digest.example.org/app"
+    [[private]] = json.loads(manage_markup("en", private=True, mini_app_url=url))["inline_keyboard"]
+    assert private == {"text": "⚙️ Manage topics", "web_app": {"url": url}}
+    # Telegram refuses web_app inline buttons outside private chats; no Mini App, no web_app
+    for markup in (
+        manage_markup("zh", private=False, mini_app_url=url),
+        manage_markup("zh", private=True, mini_app_url=None),
+    ):
+        [[button]] = json.loads(markup)["inline_keyboard"]
+        assert button == {"text": "⚙️ 管理主題", "callback_data": "v1:manage"}

@@ -354,6 +354,41 @@ async def test_digest_now_sends_everything_since_the_last_digest(world: World) -
     assert utc((await world.reload(chat)).next_digest_at) == TOMORROW  # schedule untouched
 
 
+async def test_a_topic_only_digest_is_not_repeated_in_that_topics_next_scheduled_digest(
+    world: World,
+) -> None:
+    """/digest in forum topic 77 sends 77's digest; the scheduled digest that follows gives
+    the other topics theirs and topic 77 only what is newer."""
+    forum = await world.chat(type="supergroup")
+    customs, typhoon = await world.topic("customs"), await world.topic("typhoon")
+    await world.follow(forum, customs, thread_id=0)
+    await world.follow(forum, typhoon, thread_id=77)
+    await world.release("Customs seizes cigarettes", customs)
+    await world.release("Typhoon signal No. 8", typhoon)
+    assert forum.id is not None
+
+    asked = await queue_digest_now(
+        world.sessions, forum.id, NOW - timedelta(minutes=20), thread_id=77
+    )
+    assert (asked.parts_queued, asked.releases) == (1, 1)
+    await world.release("Typhoon: schools closed", typhoon, seen=NOW - timedelta(minutes=10))
+
+    assert await queue_due_digests(world.sessions, NOW) == 2
+    scheduled = [m for m in await world.outbox()][1:]
+    by_thread = {m.thread_id: visible_text(m.text) for m in scheduled}
+    assert set(by_thread) == {0, 77}
+    assert "Customs seizes cigarettes" in by_thread[0]  # the main thread loses nothing
+    assert "schools closed" in by_thread[77]  # news since the topic's /digest
+    assert "Typhoon signal No. 8" not in by_thread[77]  # already sent by /digest
+    assert "1 new release" in by_thread[77]
+
+    # the next day: the topic's window moved on with the scheduled digest too
+    await world.release("Typhoon: signal lowered", typhoon, seen=TOMORROW - timedelta(hours=1))
+    assert await queue_due_digests(world.sessions, TOMORROW + timedelta(seconds=30)) == 1
+    last = visible_text((await world.outbox())[-1].text)
+    assert "signal lowered" in last and "schools closed" not in last and "No. 8" not in last
+
+
 async def test_a_release_stored_before_a_digest_but_matched_after_it_is_not_lost(
     world: World,
 ) -> None:
@@ -480,3 +515,27 @@ async def test_an_alert_shows_a_release_matched_by_two_topics_once_then_digest_i
     # /digest right after: what was alerted is not sent again
     outcome = await queue_digest_now(world.sessions, instant.id, NOW)
     assert outcome.parts_queued == 0 and outcome.since is not None
+
+
+async def test_the_manage_button_opens_the_mini_app_in_private_chats(world: World) -> None:
+    import json
+
+    url = "https://digest.example.org/app"
+    private = await world.chat(type="private")
+    group = await world.chat(type="supergroup")
+    instant = await world.chat(type="private", frequency=Frequency.instant, next_digest_at=None)
+    customs = await world.topic("customs")
+    for chat in (private, group, instant):
+        await world.follow(chat, customs)
+    release = await world.release("Customs seizes cigarettes", customs)
+    assert release.id is not None
+
+    assert await queue_due_digests(world.sessions, NOW, mini_app_url=url) == 2
+    assert await queue_instant_alerts(world.sessions, [release.id], mini_app_url=url) == 1
+    buttons = {
+        m.chat_id: json.loads(m.reply_markup or "{}")["inline_keyboard"][0][0]
+        for m in await world.outbox()
+    }
+    assert buttons[private.id]["web_app"] == {"url": url}
+    assert buttons[instant.id]["web_app"] == {"url": url}
+    assert buttons[group.id]["callback_data"] == "v1:manage" and "web_app" not in buttons[group.id]

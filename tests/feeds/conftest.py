@@ -50,6 +50,7 @@ def stored_calls(monkeypatch: pytest.MonkeyPatch) -> list[StoredCall]:
         *,
         announce: bool,
         corrected_ids: Sequence[int] = (),
+        mini_app_url: str | None = None,
     ) -> None:
         calls.append(StoredCall(list(new_ids), list(updated_ids), announce, list(corrected_ids)))
 

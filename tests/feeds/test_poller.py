@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from bot.db import SessionFactory
 from bot.feeds import poller
+from bot.feeds.errors import FeedInputError
 from bot.feeds.poller import list_feeds, remove_feed, sync_configured_feeds
 from bot.models import Feed, FeedEntry, Release, StoredBatch, utcnow
 from bot.pipeline import add_feed, poll_all, poll_due
@@ -332,8 +333,9 @@ async def test_add_feed_accepts_only_http_and_polls_at_once(
         "example.org/feed",
         "javascript:alert(1)",
     ):
-        with pytest.raises(ValueError, match="http"):
+        with pytest.raises(FeedInputError) as refused:
             await add_feed(sessions, settings, bad, added_by=42)
+        assert refused.value.key == "feed_url_scheme"  # the reply bot.i18n gives
     url = feed_server.add_feed("/added.xml", rss([ITEM_A, ITEM_B]))
 
     report = await add_feed(sessions, settings, f"  {url} ", added_by=42)
@@ -474,7 +476,7 @@ async def test_releases_whose_matching_failed_are_matched_on_the_next_poll(
     calls: list[StoredCall] = []
     failures: list[Exception] = []
 
-    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=()):  # type: ignore[no-untyped-def]
+    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=(), **_):  # type: ignore[no-untyped-def]
         if failures:
             raise failures.pop()
         calls.append(StoredCall(list(new_ids), list(updated_ids), announce))
@@ -513,7 +515,7 @@ async def test_a_first_poll_whose_matching_failed_is_still_not_news(
     calls: list[StoredCall] = []
     failures = [ValueError("boom")]
 
-    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=()):  # type: ignore[no-untyped-def]
+    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=(), **_):  # type: ignore[no-untyped-def]
         if failures:
             raise failures.pop()
         calls.append(StoredCall(list(new_ids), list(updated_ids), announce))
@@ -535,7 +537,7 @@ async def test_a_changed_release_whose_matching_failed_is_matched_again(
     calls: list[StoredCall] = []
     failures: list[Exception] = []
 
-    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=()):  # type: ignore[no-untyped-def]
+    async def flaky(sessions, new_ids, updated_ids, *, announce, corrected_ids=(), **_):  # type: ignore[no-untyped-def]
         if failures:
             raise failures.pop()
         calls.append(StoredCall(list(new_ids), list(updated_ids), announce))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.i18n import t_plain
 from bot.matching.query import MAX_TERMS, QueryError, parse_query
 
 SAME_TOPIC = [
@@ -85,7 +86,7 @@ ERRORS = [
     ("", "empty"),
     ("   \t ", "empty"),
     ("-conference", "only exclusions"),
-    ('"national security', 'close the quote: "national security"'),
+    ('"national security', 'close the quote, e.g. "national security"'),
     ("x" * 201, "at most 200"),
     (" ".join(f"w{i}" for i in range(MAX_TERMS + 1)), "too many terms"),
     ("!!! ??? ...", "only punctuation"),
@@ -107,16 +108,31 @@ def test_a_malformed_query_gets_one_line_saying_what_is_wrong_with_an_example(
 ) -> None:
     with pytest.raises(QueryError) as caught:
         parse_query(query)
-    message = str(caught.value)
-    assert expected in message
-    assert "\n" not in message
-    assert "e.g." in message or "close the quote" in message
+    error = caught.value
+    # what a person reads: the error's key and parameters rendered by bot.i18n
+    message = t_plain("en", error.key, **error.params)
+    assert expected.casefold() in message.casefold()
+    assert "\n" not in message and "{" not in message
+    assert "e.g." in message
+    assert "\n" not in str(error)  # the English line for logs
+
+
+@pytest.mark.parametrize(("query", "expected"), ERRORS, ids=[e for _, e in ERRORS])
+def test_a_malformed_query_is_explained_in_chinese_too(query: str, expected: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query(query)
+    error = caught.value
+    message = t_plain("zh", error.key, **error.params)
+    assert message != t_plain("en", error.key, **error.params)
+    assert "例如" in message and "\n" not in message and "{" not in message
 
 
 def test_max_length_is_configurable() -> None:
     assert parse_query("x" * 250, max_length=300).canonical == "x" * 250
-    with pytest.raises(QueryError, match="at most 10"):
+    with pytest.raises(QueryError) as caught:
         parse_query("customs seizure", max_length=10)
+    assert caught.value.params == {"length": 15, "limit": 10}
+    assert "at most 10" in t_plain("en", caught.value.key, **caught.value.params)
 
 
 def test_or_binds_looser_than_and() -> None:

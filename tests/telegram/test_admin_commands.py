@@ -135,13 +135,12 @@ async def test_addfeed_polls_at_once_and_feeds_shows_health(
 
 
 async def test_addfeed_takes_only_http_urls(bot: Bot) -> None:
-    for command, scheme in (
-        ("/addfeed ftp://example.org/feed.xml", "ftp"),
-        ("/addfeed file:///etc/passwd", "file"),
-    ):
+    for command in ("/addfeed ftp://example.org/feed.xml", "/addfeed file:///etc/passwd"):
+        reply = await bot.say(ADMIN_ID, command)
+        assert reply.text.startswith("Not added: only http:// and https://"), reply.text
+    for command in ("/addfeed https://exa mple.org/feed", "/addfeed https://example.org:port/"):
         reply = await bot.say(ADMIN_ID, command)
         assert reply.text.startswith("Not added: "), reply.text
-        assert f"only http and https URLs are accepted, not {scheme}: URL" in reply.text
     assert (await bot.say(ADMIN_ID, "/addfeed")).text.startswith("Send the feed's address")
     assert (await bot.say(ADMIN_ID, "/feeds")).text.startswith("No feeds yet")
 

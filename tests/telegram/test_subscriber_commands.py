@@ -95,7 +95,7 @@ async def test_subscribe_explains_what_is_wrong_in_one_line(bot: Bot) -> None:
     cases = {
         "/subscribe": "Tell me what to follow, e.g. /subscribe customs",
         "/subscribe   ": "Tell me what to follow, e.g. /subscribe customs",
-        "/subscribe " + "x" * 300: "That topic is 300 characters long; keep it under 200",
+        "/subscribe " + "x" * 300: "That query is 300 characters long, at most 200",
         "/subscribe cus\u200ftoms": "without control or direction characters",
         "/subscribe cus\x07toms": "without control or direction characters",
     }

@@ -101,6 +101,32 @@ async def test_bad_queries_get_the_commands_one_line_errors(mini_app: MiniAppSer
     assert await mini_app.followed() == []
 
 
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ('"unclosed', "引號沒有閉合"),
+        ("-only", "只有要排除的字詞"),
+        ("OR", "OR 在查詢開頭"),
+        ("x" * 201, "這個查詢有 201 個字元"),
+    ],
+)
+async def test_a_chinese_chats_preview_says_whats_wrong_with_the_query_in_chinese(
+    mini_app: MiniAppServer, query: str, reason: str
+) -> None:
+    zh = signed_init_data(USER_ID, language_code="zh-hant")
+    for path in ("preview", "subscriptions"):
+        status, answer = await mini_app.call("POST", path, {"query": query}, init_data=zh)
+        assert status == 400 and reason in answer["error"], (path, answer)
+    assert await mini_app.followed() == []
+
+
+async def test_refused_init_data_names_its_reason_for_the_page(mini_app: MiniAppServer) -> None:
+    forged = signed_init_data(USER_ID, token=OTHER_BOT_TOKEN)
+    status, answer = await mini_app.call("GET", "state", init_data=forged)
+    assert status == 401
+    assert answer == {"error": "initData is not signed for this bot", "key": "app_auth_forged"}
+
+
 async def test_someone_elses_subscription_cannot_be_removed(mini_app: MiniAppServer) -> None:
     _, state = await mini_app.call("POST", "subscriptions", {"query": "customs"})
     theirs = state["subscriptions"][0]["id"]

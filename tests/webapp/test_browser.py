@@ -95,6 +95,47 @@ async def test_a_bad_query_shows_its_error_and_follows_nothing(mini_app: MiniApp
     assert await mini_app.followed() == []
 
 
+async def test_a_bad_query_is_explained_in_chinese_on_a_chinese_page(
+    mini_app: MiniAppServer,
+) -> None:
+    zh = signed_init_data(USER_ID, language_code="zh-hant")
+    async with open_page(mini_app.base_url, zh) as page:
+        await page.locator("#topic-input").press_sequentially('"national security', delay=10)
+        preview = page.locator("#preview")
+        await expect(preview).to_have_class("preview error")
+        await expect(preview).to_contain_text("的引號沒有閉合：請補上引號")
+        await page.locator("#topic-input").fill("")
+        await page.locator("#topic-input").press_sequentially("customs OR", delay=10)
+        await expect(preview).to_have_text(
+            "OR 在查詢末尾：OR 兩邊都要有字詞，例如 customs OR excise"
+        )
+    assert await mini_app.followed() == []
+
+
+async def test_the_preview_names_a_few_of_a_topics_aliases_not_dozens(
+    mini_app: MiniAppServer,
+) -> None:
+    async with open_page(mini_app.base_url, signed_init_data(USER_ID)) as page:
+        await page.locator("#topic-input").press_sequentially("typhoon", delay=10)
+        aliases = page.locator("#preview .hint").first
+        await expect(aliases).to_contain_text("It also matches: ")
+        text = await aliases.text_content()
+        assert text is not None and text.endswith(", …")
+        assert len(text.removeprefix("It also matches: ").split(", ")) == 8 + 1
+
+
+async def test_refused_init_data_is_explained_in_the_pages_language(
+    mini_app: MiniAppServer,
+) -> None:
+    forged = signed_init_data(USER_ID, token=OTHER_BOT_TOKEN, language_code="zh-hant")
+    async with open_page(mini_app.base_url, forged) as page:
+        notice = page.locator("#notice")
+        await expect(notice).to_have_text(
+            "此頁面只能從 Telegram 內的機械人開啟（登入資料並非由此機械人簽發）。"
+        )
+    assert await mini_app.chat_count() == 0
+
+
 async def test_the_page_speaks_chinese_to_a_chinese_chat(mini_app: MiniAppServer) -> None:
     zh = signed_init_data(USER_ID, language_code="zh-hant")
     async with open_page(mini_app.base_url, zh) as page:

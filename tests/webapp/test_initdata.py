@@ -25,18 +25,18 @@ def test_a_field_telegram_adds_later_is_part_of_the_signature() -> None:
 def test_a_forged_hash_is_refused() -> None:
     fields = dict(parse_qsl(signed_init_data(5001)))
     fields["hash"] = "0" * 64
-    with pytest.raises(InitDataError, match="not signed for this bot"):
+    with pytest.raises(InitDataError, match="app auth forged"):
         verify_init_data(urlencode(fields), BOT_TOKEN)
 
 
 def test_init_data_signed_with_another_bots_token_is_refused() -> None:
-    with pytest.raises(InitDataError, match="not signed for this bot"):
+    with pytest.raises(InitDataError, match="app auth forged"):
         verify_init_data(signed_init_data(5001, token=OTHER_BOT_TOKEN), BOT_TOKEN)
 
 
 def test_init_data_older_than_a_day_is_refused() -> None:
     stale = signed_init_data(5001, auth_date=time.time() - 86_400 - 60)
-    with pytest.raises(InitDataError, match="older than a day"):
+    with pytest.raises(InitDataError, match="app auth stale"):
         verify_init_data(stale, BOT_TOKEN)
 
 
@@ -52,7 +52,7 @@ def test_init_data_dated_in_the_future_is_refused() -> None:
 def test_init_data_without_a_hash_is_refused() -> None:
     fields = dict(parse_qsl(signed_init_data(5001)))
     del fields["hash"]
-    with pytest.raises(InitDataError, match="no hash"):
+    with pytest.raises(InitDataError, match="app auth malformed"):
         verify_init_data(urlencode(fields), BOT_TOKEN)
 
 
@@ -66,12 +66,12 @@ def test_a_tampered_user_breaks_the_signature() -> None:
     user = json.loads(fields["user"])
     user["id"] = 6666  # someone else's settings
     fields["user"] = json.dumps(user, separators=(",", ":"))
-    with pytest.raises(InitDataError, match="not signed for this bot"):
+    with pytest.raises(InitDataError, match="app auth forged"):
         verify_init_data(urlencode(fields), BOT_TOKEN)
 
 
 def test_a_repeated_field_is_refused() -> None:
-    with pytest.raises(InitDataError, match="repeats"):
+    with pytest.raises(InitDataError, match="app auth malformed"):
         verify_init_data(signed_init_data(5001) + "&auth_date=1", BOT_TOKEN)
 
 

@@ -13,7 +13,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.delivery.html import MAX_MESSAGE_UTF16, escape, utf16_len
-from bot.i18n import t, t_plain
+from bot.i18n import Html, feed_error, t, t_plain
 from bot.models import BroadcastState, Chat
 from bot.telegram import keyboards
 from bot.telegram.common import (
@@ -23,6 +23,7 @@ from bot.telegram.common import (
     current_chat,
     deps,
     drop_buttons,
+    input_error_text,
     local_time,
     message_of,
     parse_number,
@@ -85,7 +86,7 @@ async def feeds_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     blocks = [t(lang, "feeds_header", count=len(feeds))]
     for number, feed in enumerate(feeds, start=1):
-        error = feed.last_error
+        error = feed_error(lang, feed.last_error) if feed.last_error else None
         if error and feed.last_error_at is not None:
             error = f"{local_time(chat, feed.last_error_at)} {error}"
         blocks.append(
@@ -106,6 +107,7 @@ async def feeds_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 
 async def addfeed_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    from bot.feeds.errors import FeedInputError
     from bot.pipeline import add_feed
 
     chat = await admin_chat(update, context)
@@ -121,11 +123,11 @@ async def addfeed_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     try:
         added_by = user.id if user is not None else None
         report = await add_feed(d.sessions, d.settings, url, added_by=added_by)
-    except ValueError as exc:
-        await send(update, context, t(lang, "addfeed_rejected", error=shown(str(exc))))
+    except FeedInputError as exc:
+        await send(update, context, input_error_text(lang, exc))
         return
     if report.status == "error":
-        text = t(lang, "addfeed_failed", url=report.url, error=shown(report.error or "?"))
+        text = t(lang, "addfeed_failed", url=report.url, error=feed_error(lang, report.error))
     elif report.status == "not_modified" or report.new == 0:
         text = t(lang, "addfeed_not_modified", url=report.url)
     else:
@@ -179,8 +181,9 @@ async def broadcast_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         broadcast = await create_broadcast(
             deps(context).sessions, text, created_by=user.id if user is not None else None
         )
-    except TelegramHTMLError as exc:
-        await send(update, context, t(lang, "broadcast_bad_html", error=shown(str(exc))))
+    except TelegramHTMLError as exc:  # why, in the admin's language
+        reason = Html(t(lang, exc.key, **exc.params))
+        await send(update, context, t(lang, "broadcast_bad_html", error=reason))
         return
     assert broadcast.id is not None
     header = t(lang, "broadcast_preview", id=broadcast.id)

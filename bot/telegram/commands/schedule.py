@@ -54,7 +54,9 @@ async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     d = deps(context)
     assert chat.id is not None
     thread = thread_of(update.effective_message)
-    outcome = await queue_digest_now(d.sessions, chat.id, thread_id=thread)
+    outcome = await queue_digest_now(
+        d.sessions, chat.id, thread_id=thread, mini_app_url=d.settings.mini_app_url
+    )
     if outcome.parts_queued > 0:
         d.wake_sender()
         return

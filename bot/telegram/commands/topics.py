@@ -100,11 +100,8 @@ async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not text:
             raise ChatInputError("search_usage")
         releases = await search_releases(deps(context).sessions, text, limit=SEARCH_LIMIT)
-    except ChatInputError as exc:
+    except (ChatInputError, QueryError) as exc:
         await send(update, context, input_error_text(lang, exc))
-        return
-    except QueryError as exc:
-        await send(update, context, t(lang, "query_invalid", reason=str(exc)))
         return
     if not releases:
         await send(update, context, t(lang, "search_none", query=shown(text)))
@@ -162,11 +159,8 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
             d.settings.max_subscriptions,
             max_length=MAX_QUERY_LENGTH,
         )
-    except ChatInputError as exc:
+    except (ChatInputError, QueryError) as exc:
         await send(update, context, input_error_text(lang, exc))
-        return
-    except QueryError as exc:
-        await send(update, context, t(lang, "query_invalid", reason=str(exc)))
         return
     await send(
         update,

@@ -3,6 +3,7 @@
   "use strict";
 
   const PREVIEW_DELAY_MS = 350; // debounce: one preview request once typing pauses
+  const PREVIEW_ALIASES = 8; // names of a catalogue topic the preview lists
   const data = JSON.parse(document.getElementById("page-data").textContent);
   const tg = window.Telegram && window.Telegram.WebApp ? window.Telegram.WebApp : null;
   const initData = tg && typeof tg.initData === "string" ? tg.initData : "";
@@ -51,8 +52,13 @@
       answer = {};
     }
     if (!response.ok) {
-      const reason = answer.error || response.statusText;
-      throw new ApiError(response.status, response.status === 401 ? tr("app_error_auth", { reason: reason }) : reason);
+      let reason = answer.error || response.statusText;
+      if (response.status === 401) {
+        // nothing proves who asks, so the server names the reason's key: said in our language
+        const known = answer.key && data.texts.en[answer.key] ? tr(answer.key) : reason;
+        reason = tr("app_error_auth", { reason: known });
+      }
+      throw new ApiError(response.status, reason);
     }
     return answer;
   }
@@ -185,7 +191,10 @@
     if (answer.aliases.length) {
       const aliases = document.createElement("p");
       aliases.className = "hint";
-      aliases.textContent = tr("subscribed_aliases", { aliases: answer.aliases.join(", ") });
+      // a catalogue topic has dozens of names: the first few say what it is
+      const shown = answer.aliases.slice(0, PREVIEW_ALIASES);
+      const more = answer.aliases.length > shown.length ? ", …" : "";
+      aliases.textContent = tr("subscribed_aliases", { aliases: shown.join(", ") + more });
       box.append(aliases);
     }
     const heading = document.createElement("p");
