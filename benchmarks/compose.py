@@ -127,6 +127,8 @@ async def _seed(url: str, chats: int) -> None:
             {
                 "id": n + 1,
                 "link": f"https://www.info.gov.hk/gia/general/P{n:06d}.htm",
+                "canonical_link": f"https://www.info.gov.hk/gia/general/P{n:06d}.htm",
+                "fingerprint": f"{n:064x}",
                 "guid": f"P{n:06d}",
                 "title": _text(rng, 10),
                 "summary": _text(rng, 30),
@@ -141,7 +143,12 @@ async def _seed(url: str, chats: int) -> None:
         ]
         await conn.execute(insert(Release), releases)
         matches = [
-            {"release_id": r + 1, "topic_id": t, "in_title": rng.random() < 0.5, "matched_at": NOW}
+            {
+                "release_id": r + 1,
+                "topic_id": t,
+                "in_title": rng.random() < 0.5,
+                "matched_at": NOW - timedelta(minutes=10),  # before the tick's settle margin
+            }
             for r in range(300)
             for t in rng.sample(range(1, 21), rng.randint(1, 2))
         ]
