@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
-from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions
+from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -36,7 +36,8 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.error import RetryAfter as TelegramRetryAfter
-from telegram.request import HTTPXRequest
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
+from telegram.request._requestparameter import RequestParameter  # PTB's own, not re-exported
 
 from bot.config import Settings
 from bot.delivery.limits import DeliveryLimits
@@ -113,13 +114,17 @@ def _is_chat_gone(exc: BadRequest) -> bool:
 
 
 class TelegramTransport:
-    """Sends outbox messages with `bot` (its token and server), through lanes of its own."""
+    """Sends outbox messages with `bot` (its token and server), through lanes of its own.
+
+    A send goes to PTB's request layer (`BaseRequest.post`: the same HTTP, timeouts and
+    errors as `Bot.send_message`) without building PTB objects for the request's buttons and
+    the answer's Message: the sender needs only the answer's message_id.
+    """
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
-        self._lanes: list[Bot] = [bot]
+        self._lanes: list[BaseRequest] = [bot.request]
         self._send_timeout = DeliveryLimits.send_timeout
-        self._link_preview = LinkPreviewOptions(is_disabled=True)
 
     @contextlib.asynccontextmanager
     async def connections(self, limits: DeliveryLimits) -> AsyncIterator[None]:
@@ -129,23 +134,14 @@ class TelegramTransport:
             try:
                 yield
             finally:
-                self._lanes = [self.bot]
+                self._lanes = [self.bot.request]
 
     async def send(self, message: ClaimedMessage, *, paid: bool) -> SendOutcome:
         lane = self._lanes[message.id % len(self._lanes)]
         try:
-            sent = await lane.send_message(
-                chat_id=message.telegram_chat_id,
-                text=message.text,
-                parse_mode=ParseMode.HTML,
-                link_preview_options=self._link_preview,
-                message_thread_id=message.thread_id or None,
-                allow_paid_broadcast=True if paid else None,
-                reply_markup=(
-                    InlineKeyboardMarkup.de_json(json.loads(message.reply_markup), lane)
-                    if message.reply_markup
-                    else None
-                ),
+            answer = await lane.post(
+                f"{self.bot.base_url}/sendMessage",
+                _send_message_data(message, paid=paid),
                 read_timeout=self._send_timeout,
                 write_timeout=self._send_timeout,
             )
@@ -168,23 +164,50 @@ class TelegramTransport:
             return Transient(one_line(reason))
         except (TelegramError, OSError, TimeoutError) as exc:  # 5xx and the like
             return Transient(one_line(f"{type(exc).__name__}: {exc}"))
-        return Sent(sent.message_id)
+        if isinstance(answer, dict) and isinstance(answer.get("message_id"), int):
+            return Sent(answer["message_id"])
+        # Telegram took it but the answer is no Message: sending again could repeat it
+        return MaybeDelivered(one_line(f"maybe delivered, not resent: answer {answer!r}"[:200]))
+
+
+# the same for every message: dumped once
+_LINK_PREVIEW = json.dumps({"is_disabled": True})
+
+
+def _param(name: str, value: object) -> RequestParameter:
+    return RequestParameter(name, value, None)
+
+
+def _send_message_data(message: ClaimedMessage, *, paid: bool) -> RequestData:
+    """sendMessage's parameters for `message` (strings are sent as they are: JSON already)."""
+    parameters = [
+        _param("chat_id", message.telegram_chat_id),
+        _param("text", message.text),
+        _param("parse_mode", ParseMode.HTML.value),
+        _param("link_preview_options", _LINK_PREVIEW),
+    ]
+    if message.thread_id:
+        parameters.append(_param("message_thread_id", message.thread_id))
+    if paid:
+        parameters.append(_param("allow_paid_broadcast", True))
+    if message.reply_markup:  # the Bot API JSON of the buttons, stored at enqueue
+        parameters.append(_param("reply_markup", message.reply_markup))
+    return RequestData(parameters)
 
 
 async def _open_lanes(
     bot: Bot, count: int, workers: int, stack: contextlib.AsyncExitStack
-) -> list[Bot]:
-    """Bots like `bot` (same token and server), each with a small pool of connections.
+) -> list[BaseRequest]:
+    """Connection pools like `bot`'s, each small; without lanes, `bot`'s own request sends.
 
     httpcore's pool costs grow with the requests it juggles: 16 requests over 8 small pools
-    go about 2.5x faster than over one pool of 16. Without lanes, `bot` itself sends.
+    go about 2.5x faster than over one pool of 16.
     """
     if count <= 0 or not isinstance(bot.request, HTTPXRequest):
-        return [bot]
-    base_url = bot.base_url.replace(bot.token, "{token}")
+        return [bot.request]
     # one TLS context for all lanes: building one costs ~50 ms (it loads the CA bundle)
     shared = {"verify": ssl.create_default_context()}
-    lanes = []
+    lanes: list[BaseRequest] = []
     for _ in range(count):
         request = HTTPXRequest(
             connection_pool_size=math.ceil(workers / count) + 1,
@@ -193,8 +216,7 @@ async def _open_lanes(
         )
         await request.initialize()
         stack.push_async_callback(request.shutdown)
-        # only sendMessage goes through a lane: no getMe needed (Bot.initialize would call it)
-        lanes.append(Bot(token=bot.token, base_url=base_url, request=request))
+        lanes.append(request)
     return lanes
 
 
