@@ -102,6 +102,12 @@ def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+def sessions_on_sqlite(sessions: SessionFactory) -> bool:
+    """Whether `sessions` are bound to SQLite (one writer; usually one process)."""
+    bind = sessions.kw.get("bind")
+    return bind is not None and bind.dialect.name == "sqlite"
+
+
 @asynccontextmanager
 async def open_database(url: str) -> AsyncIterator[tuple[AsyncEngine, SessionFactory]]:
     engine = create_engine(url)

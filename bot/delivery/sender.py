@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot import metrics
-from bot.db import SessionFactory
+from bot.db import SessionFactory, sessions_on_sqlite
 from bot.delivery.broadcast import finish_broadcast_if_done
 from bot.delivery.budget import SendBudget
 from bot.delivery.limits import DeliveryLimits, SenderSettings
@@ -100,11 +100,6 @@ ProgressCallback = Callable[[DeliveryProgress], Awaitable[None] | None]
 @dataclass
 class _Job:
     msg: ClaimedMessage
-
-
-def _is_sqlite(sessions: SessionFactory) -> bool:
-    bind = sessions.kw.get("bind")
-    return bind is not None and bind.dialect.name == "sqlite"
 
 
 def record_for(msg: ClaimedMessage, outcome: SendOutcome, limits: DeliveryLimits) -> Record:
@@ -181,6 +176,7 @@ class Sender:
         on_progress: ProgressCallback | None = None,
         limits: DeliveryLimits | None = None,
         budget: SendBudget | None = None,
+        free_rate: SharedRate | None = None,
     ) -> None:
         self._sessions = sessions
         self.transport = transport
@@ -188,7 +184,8 @@ class Sender:
         # the process's global pacing and flood pauses, shared with the replies to commands
         self.budget = budget or SendBudget.for_limits(self.limits)
         # the deployment's rates, shared with every other sender process through the database
-        self.free_rate = SharedRate(
+        # (`free_rate`: SEND_RATE as the process's replies take it too, bot.runtime)
+        self.free_rate = free_rate or SharedRate(
             sessions, FREE, self.limits.send_rate, grant=self.limits.rate_grant
         )
         self.paid_rate = SharedRate(
@@ -206,7 +203,7 @@ class Sender:
         self._dispatch_samples: deque[tuple[float, int]] = deque()
         # SQLite has one writer: claimer and writer taking turns beats them waiting on its lock
         self._db_turn: asyncio.Lock | contextlib.nullcontext[None] = (
-            asyncio.Lock() if _is_sqlite(sessions) else contextlib.nullcontext()
+            asyncio.Lock() if sessions_on_sqlite(sessions) else contextlib.nullcontext()
         )
 
     def wake(self) -> None:
