@@ -3,8 +3,8 @@
 A `send_rate` row per rate holds the Unix time of the first slot nobody has taken. A sender
 takes `grant` seconds' worth at once (one UPDATE … RETURNING moves the time forward, so two
 senders never get one slot) and hands them out locally, 1/rate apart. Idle time is not
-saved up: a grant starts no earlier than now, and a slot more than CATCH_UP late is
-dropped, so a burst is at most CATCH_UP's worth (Telegram counts per second). Works the same
+saved up: a grant starts no earlier than now, and a slot more than CATCH_UP (or one slot)
+late is dropped, so a burst is at most that much (Telegram counts per second). Works the same
 on SQLite (one process, usually) and PostgreSQL (any number).
 """
 
@@ -22,9 +22,10 @@ from bot.models import metadata
 SEND_RATE: Table = metadata.tables["send_rate"]
 FREE = "free"  # SEND_RATE: digests, alerts, notices, broadcasts unless paid
 PAID = "paid"  # PAID_SEND_RATE: broadcasts with allow_paid_broadcast
-# seconds a slot may be taken late: at 1000/s a slot is 1 ms, shorter than an event loop's
-# hiccup, and dropping every late one lost 40 % of PAID_SEND_RATE
-CATCH_UP = 0.05
+# seconds a slot may be taken late (one slot at least): at 1000/s a slot is 1 ms, less than
+# an event loop's hiccup, and dropping every late one lost ~40 % of PAID_SEND_RATE; at 40/s
+# it is one slot, as before (a second never holds more than ~2 % over the rate)
+CATCH_UP = 0.02
 
 
 async def reserve_slots(sessions: SessionFactory, name: str, count: int, rate: float) -> float:
