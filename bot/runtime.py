@@ -7,7 +7,9 @@ Four roles, any of them in one process (`all` is all four):
 - `sender`: empties the outbox (bot.delivery.sender) within the deployment's SEND_RATE.
 Any number of pollers, schedulers and senders share one PostgreSQL: everything they share
 is claimed or counted in the database. Roles in one process share the Bot and the send
-budget, and the handlers, the poller and the scheduler wake a sender of their own process.
+budget; on PostgreSQL the replies of every process take SEND_RATE's shared slots like the
+senders (bot.delivery.rate), so an `updates`-only process counts too. The handlers, the
+poller and the scheduler wake a sender of their own process.
 """
 
 from __future__ import annotations
@@ -23,10 +25,17 @@ from telegram import Bot
 from telegram.error import InvalidToken, NetworkError
 
 from bot.config import ConfigError, Settings
-from bot.db import DatabaseUnreachable, SessionFactory, migrate, open_database
+from bot.db import (
+    DatabaseUnreachable,
+    SessionFactory,
+    dialect_of,
+    migrate,
+    open_database,
+)
 from bot.delivery.budget import SendBudget
 from bot.delivery.limits import DeliveryLimits
 from bot.delivery.outbox import count_unfinished
+from bot.delivery.rate import FREE, SharedRate
 from bot.delivery.sender import Sender
 from bot.delivery.telegram_transport import TelegramTransport, build_bot
 from bot.http import WebhookInbox, http_server
@@ -117,6 +126,14 @@ async def serve(
 
     limits = limits or DeliveryLimits.from_settings(settings)
     budget = SendBudget.for_limits(limits)
+    # PostgreSQL: any number of processes send for the deployment, so replies take SEND_RATE
+    # slots from the database like the senders (one SharedRate per process, shared by its
+    # roles). A process without a sender takes one slot at a time: a grant it would not use
+    # up would be lost to the senders.
+    free_rate = None
+    if dialect_of(sessions) != "sqlite":
+        grant = limits.rate_grant if "sender" in roles else 0.0
+        free_rate = SharedRate(sessions, FREE, limits.send_rate, grant=grant)
     sender: Sender | None = None
     inner_stop = asyncio.Event()  # the roles' own stop: set once `stop` is, in the finally
     tasks: dict[str, asyncio.Task[None]] = {}
@@ -137,7 +154,7 @@ async def serve(
         app = None
         bot: Bot | None = None
         if "updates" in roles:
-            app = build_application(settings, sessions, budget)
+            app = build_application(settings, sessions, budget, free_rate)
             deps: BotDeps = app.bot_data["deps"]
             deps.progress_interval = progress_interval
             await stack.enter_async_context(app)
@@ -147,7 +164,9 @@ async def serve(
                 if bot is None:
                     bot = await stack.enter_async_context(build_bot(settings, limits))
                 transport = TelegramTransport(bot)
-                sender = Sender(sessions, transport, settings, limits=limits, budget=budget)
+                sender = Sender(
+                    sessions, transport, settings, limits=limits, budget=budget, free_rate=free_rate
+                )
                 if app is not None:
                     deps.sender = sender  # the handlers wake it after queueing
                 tasks["sender"] = asyncio.create_task(sender.run(inner_stop), name="sender")

@@ -176,6 +176,7 @@ class Sender:
         on_progress: ProgressCallback | None = None,
         limits: DeliveryLimits | None = None,
         budget: SendBudget | None = None,
+        free_rate: SharedRate | None = None,
     ) -> None:
         self._sessions = sessions
         self.transport = transport
@@ -183,7 +184,8 @@ class Sender:
         # the process's global pacing and flood pauses, shared with the replies to commands
         self.budget = budget or SendBudget.for_limits(self.limits)
         # the deployment's rates, shared with every other sender process through the database
-        self.free_rate = SharedRate(
+        # (`free_rate`: SEND_RATE as the process's replies take it too, bot.runtime)
+        self.free_rate = free_rate or SharedRate(
             sessions, FREE, self.limits.send_rate, grant=self.limits.rate_grant
         )
         self.paid_rate = SharedRate(

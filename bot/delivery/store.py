@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import SessionFactory
@@ -145,7 +145,13 @@ async def store_outcomes(
         OUTBOX.c.claimed_until == bindparam("b_lease"),
     )
     async with sessions() as session:
-        if sent:
+        if sent or unconfirmed:
+            # one UPDATE for both: a sent one gets its message id and keeps its last error
+            # (b_reason NULL), an unconfirmed one has no id and says why (last_error)
+            delivered = [(o.msg, o.at, o.telegram_message_id, None) for o in sent] + [
+                (o.msg, o.at, None, o.reason) for o in unconfirmed
+            ]
+            reason = bindparam("b_reason", type_=OUTBOX.c.last_error.type)
             await session.exec(
                 update(OUTBOX)
                 .where(OUTBOX.c.id == bindparam("b_id"))
@@ -153,31 +159,17 @@ async def store_outcomes(
                     state=MessageState.sent.value,
                     sent_at=bindparam("b_at"),
                     telegram_message_id=bindparam("b_mid"),
+                    last_error=func.coalesce(reason, OUTBOX.c.last_error),
                     claimed_until=None,
                 ),
                 params=[
-                    {"b_id": o.msg.id, "b_at": o.at, "b_mid": o.telegram_message_id} for o in sent
+                    {"b_id": msg.id, "b_at": at, "b_mid": mid, "b_reason": why}
+                    for msg, at, mid, why in delivered
                 ],
             )
             # the chat's next message: the chat's interval after this one really went
-            await _pace_chats(session, limits, [(o.msg, o.at) for o in sent])
-            stats.sent += len(sent)
-        if unconfirmed:
-            await session.exec(
-                update(OUTBOX)
-                .where(OUTBOX.c.id == bindparam("b_id"))
-                .values(
-                    state=MessageState.sent.value,
-                    sent_at=bindparam("b_at"),
-                    last_error=bindparam("b_reason"),
-                    claimed_until=None,
-                ),
-                params=[
-                    {"b_id": o.msg.id, "b_at": o.at, "b_reason": o.reason} for o in unconfirmed
-                ],
-            )
-            await _pace_chats(session, limits, [(o.msg, o.at) for o in unconfirmed])
-            stats.sent += len(unconfirmed)
+            await _pace_chats(session, limits, [(msg, at) for msg, at, _, _ in delivered])
+            stats.sent += len(delivered)
         if retries:
             await session.exec(
                 update(OUTBOX)

@@ -41,6 +41,7 @@ from bot.config import Settings
 from bot.db import SessionFactory
 from bot.delivery.budget import SendBudget
 from bot.delivery.limits import DeliveryLimits
+from bot.delivery.rate import SharedRate
 from bot.http import WebhookInbox
 from bot.i18n import t_plain
 from bot.received_updates import first_delivery
@@ -111,12 +112,16 @@ BUTTONS: tuple[tuple[re.Pattern[str], Callback], ...] = (
 
 
 def build_application(
-    settings: Settings, sessions: SessionFactory, budget: SendBudget | None = None
+    settings: Settings,
+    sessions: SessionFactory,
+    budget: SendBudget | None = None,
+    shared_rate: SharedRate | None = None,
 ) -> Application:  # type: ignore[type-arg]
     """The Application with every handler, pointed at TELEGRAM_API_URL; not started.
 
     Chats are handled side by side, each in order; every call it makes draws on `budget`
-    (shared with the sender) and is retried after a 429.
+    (shared with the sender) and, when given, on `shared_rate` (the deployment's SEND_RATE,
+    shared with every process), and is retried after a 429.
     """
     budget = budget or SendBudget.for_limits(DeliveryLimits.from_settings(settings))
     app = (
@@ -130,7 +135,7 @@ def build_application(
             )
         )
         .concurrent_updates(ChatOrderedUpdateProcessor())
-        .rate_limiter(BudgetRateLimiter(budget))
+        .rate_limiter(BudgetRateLimiter(budget, shared_rate=shared_rate))
         .build()
     )
     app.bot_data["deps"] = BotDeps(settings=settings, sessions=sessions)

@@ -5,6 +5,12 @@ Messages (sends, edits, copies) wait for the chat's turn and a global slot of th
 Telegram's limits. A call refused with 429 waits `retry_after` and is made again, instead of
 raising `RetryAfter` out of the handler and losing the reply; a 429 on a message also tells
 the budget (a private chat's: everyone waits, like the sender does; a group's: that group).
+
+On PostgreSQL, where several processes may send for one deployment (an `updates`-only
+process beside sender processes), each message also takes a slot of the deployment's
+SEND_RATE (bot.delivery.rate, the rate the senders share), so replies and digests of every
+process together stay under it; if the database cannot be reached, the reply goes out on
+the process's own budget rather than not at all.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from telegram.ext import BaseRateLimiter
 
 from bot import metrics
 from bot.delivery.budget import SendBudget
+from bot.delivery.rate import SharedRate
 from bot.delivery.telegram_transport import retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -53,8 +60,10 @@ class BudgetRateLimiter(BaseRateLimiter[None]):
         *,
         max_retries: int = MAX_RETRIES,
         max_retry_wait: float = MAX_RETRY_WAIT,
+        shared_rate: SharedRate | None = None,
     ) -> None:
         self.budget = budget
+        self.shared_rate = shared_rate
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
 
@@ -81,6 +90,8 @@ class BudgetRateLimiter(BaseRateLimiter[None]):
                 await self.budget.take_for_chat(chat_id)
             elif paced:
                 await self.budget.take()
+            if paced and self.shared_rate is not None:
+                await self._take_shared()
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
@@ -97,6 +108,13 @@ class BudgetRateLimiter(BaseRateLimiter[None]):
                     self.budget.pause(wait)
                 else:
                     await asyncio.sleep(wait)  # not a message: the budget does not count it
+
+    async def _take_shared(self) -> None:
+        assert self.shared_rate is not None
+        try:
+            await self.shared_rate.take()
+        except Exception as exc:  # the database is down: a reply on our own budget still
+            log.warning("shared SEND_RATE unavailable, replying on this process's budget: %s", exc)
 
 
 __all__ = ["BudgetRateLimiter", "is_message_call"]

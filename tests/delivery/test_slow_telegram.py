@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import aiohttp
 import httpx
 import pytest
 from telegram import Bot
@@ -35,8 +36,13 @@ def _copies_per_chat(api: BotAPIDouble) -> Counter[int]:
     return Counter(m.chat_id for m in api.sent)
 
 
+# lanes=0: the sender sends through that very Bot (PTB's httpx); -1: its own aiohttp lanes
+LANES = pytest.mark.parametrize("lanes", [0, -1], ids=["bot-httpx", "aiohttp-lanes"])
+
+
+@LANES
 async def test_answers_slower_than_ptbs_default_but_within_the_send_timeout_give_no_duplicates(
-    any_sessions, api: BotAPIDouble, settings: Settings
+    any_sessions, api: BotAPIDouble, settings: Settings, lanes: int
 ):
     chats = await add_chats(any_sessions, CHATS)
     await queue_text(any_sessions, chats, "<b>Maintenance</b> tonight")
@@ -44,8 +50,8 @@ async def test_answers_slower_than_ptbs_default_but_within_the_send_timeout_give
 
     async with _short_timeout_bot(api) as bot:
         # the sender's own send timeout (the default, for Telegram under load) applies, not
-        # the Bot's short one; lanes=0 so the sender sends through that very Bot
-        sender = Sender(any_sessions, TelegramTransport(bot), settings, limits=limits(lanes=0))
+        # the Bot's short one, whichever connections send
+        sender = Sender(any_sessions, TelegramTransport(bot), settings, limits=limits(lanes=lanes))
         stats = await sender.drain(timeout=30)
 
     assert _copies_per_chat(api) == Counter(dict.fromkeys(CHATS, 1))
@@ -54,8 +60,9 @@ async def test_answers_slower_than_ptbs_default_but_within_the_send_timeout_give
     assert all(row.state == MessageState.sent for row in await outbox(any_sessions))
 
 
+@LANES
 async def test_answers_slower_than_the_send_timeout_are_never_sent_again(
-    any_sessions, api: BotAPIDouble, settings: Settings
+    any_sessions, api: BotAPIDouble, settings: Settings, lanes: int
 ):
     chats = await add_chats(any_sessions, CHATS)
     await queue_text(any_sessions, chats, "<b>Maintenance</b> tonight")
@@ -63,7 +70,10 @@ async def test_answers_slower_than_the_send_timeout_are_never_sent_again(
 
     async with _short_timeout_bot(api) as bot:
         sender = Sender(
-            any_sessions, TelegramTransport(bot), settings, limits=limits(lanes=0, send_timeout=1.0)
+            any_sessions,
+            TelegramTransport(bot),
+            settings,
+            limits=limits(lanes=lanes, send_timeout=1.0),
         )
         stats = await sender.drain(timeout=30)
 
@@ -99,6 +109,21 @@ def _raised_from(exc: Exception, cause: BaseException) -> Exception:
         (_raised_from(NetworkError("httpx.ConnectError"), httpx.ConnectError("refused")), False),
         (_raised_from(TimedOut(), httpx.WriteTimeout("write")), False),
         (NetworkError("Bad Gateway"), False),  # Telegram answered: it did not take the message
+        # the same through the sender's aiohttp lanes
+        (_raised_from(TimedOut(), aiohttp.SocketTimeoutError("read")), True),
+        (_raised_from(NetworkError("x"), aiohttp.ServerDisconnectedError()), True),
+        (_raised_from(NetworkError("x"), aiohttp.ClientOSError(104, "reset by peer")), True),
+        (_raised_from(TimedOut(), aiohttp.ConnectionTimeoutError("connect")), False),
+        (
+            _raised_from(
+                NetworkError("x"),
+                aiohttp.ClientConnectorError(
+                    None,  # type: ignore[arg-type]
+                    OSError(111, "refused"),
+                ),
+            ),
+            False,
+        ),
     ],
 )
 def test_only_a_request_telegram_may_have_received_counts_as_maybe_delivered(error, maybe):

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from sqlmodel import SQLModel
 
-from bot.db import SessionFactory
+from bot.db import SessionFactory, create_engine, session_factory
 from bot.delivery.sender import DeliveryLimits
 from bot.models import MessageState
 from tests.delivery.helpers import FAST, add_chats, outbox, queue_text
@@ -214,3 +215,47 @@ async def test_the_sender_and_the_replies_share_one_budget_and_lose_nothing(
     assert all(len(api.messages_to(c.telegram_id)) == 1 for c in subscribers)
     assert all(len(api.messages_to(c)) == 1 for c in askers)
     assert api.flood_429_count == 0  # together under the double's 20/s
+
+
+async def test_an_updates_process_and_a_sender_process_on_postgresql_share_send_rate(
+    pg_url: str,
+) -> None:
+    # two processes of one deployment: the front door alone, and a sender; each has a
+    # budget of its own, so only the database's shared SEND_RATE keeps them together under
+    # Telegram's 20/s (each at 18/s alone would make 36/s)
+    async with contextlib.AsyncExitStack() as stack:
+        double = await stack.enter_async_context(
+            BotAPIDouble(flood_limits=True, global_per_second=20)
+        )
+        settings = make_settings(double, pg_url, send_rate=18)
+        limits = DeliveryLimits(**{**FAST, "send_rate": 18, "private_interval": 1.1})
+        engines = []
+        for _ in range(2):  # one engine per "process"
+            engine = create_engine(pg_url)
+            stack.push_async_callback(engine.dispose)
+            engines.append(engine)
+        async with engines[0].begin() as conn:
+            await conn.run_sync(SQLModel.metadata.create_all)
+        front, back = (session_factory(engine) for engine in engines)
+        subscribers = await add_chats(back, [30_000 + n for n in range(40)])
+        askers = [40_000 + n for n in range(40)]
+        for chat_id in askers:
+            double.push_message(chat_id, "/list")
+        stop = asyncio.Event()
+        updates = await start_bot(settings, front, stop, roles=("updates",), limits=limits)
+        sender = await start_bot(settings, back, stop, roles=("sender",), limits=limits)
+        await queue_text(back, subscribers, "Digest for you")
+        try:
+            await double.wait_for(lambda: all(double.messages_to(c) for c in askers), timeout=30)
+            for _ in range(300):
+                if {m.state for m in await outbox(back)} == {MessageState.sent}:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(updates, sender), 20)
+        assert {m.state for m in await outbox(back)} == {MessageState.sent}
+        assert all(len(double.messages_to(c.telegram_id)) == 1 for c in subscribers)
+        assert all(len(double.messages_to(c)) == 1 for c in askers)
+        assert double.flood_429_count == 0  # together under 20/s: one SEND_RATE
+        assert double.spec_violations == []
