@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from typing import TypeVar
 
 from bot.matching.query import Group, QueryError, QueryTree, TopicRef, compile_canonical
@@ -212,13 +213,22 @@ class TopicIndex:
         self._exact: tuple[dict[str, list[int]], ...] = ({}, {}, {})
         self._confirm: tuple[dict[str, list[tuple[str, int, str | None]]], ...] = ({}, {}, {})
         self._prefix_lengths: Counter[int] = Counter()
-        self._single: dict[int, list[int]] = {}  # atom → topics with a clause of it alone
+        # atom → topics whose whole query is that atom (one clause of it alone, no exclusion)
+        self._solo: dict[int, list[int]] = {}
+        self._single: dict[int, list[int]] = {}  # atom → other topics with a clause of it alone
+        # topics with OR or exclusions → every atom of their clauses (checked one by one)
+        self._general: dict[int, frozenset[int]] = {}
         self._clause_topics: dict[frozenset[int], list[int]] = {}  # clauses of 2+ atoms
         # a clause of 2+ atoms is filed under its two rarest: first → seconds, pair → clauses
         self._partners: dict[int, set[int]] = {}
         self._paired: dict[tuple[int, int], list[frozenset[int]]] = {}
         self._excluding: dict[int, frozenset[int]] = {}  # topic → its excluded atoms
         self._topics: dict[int, _Topic] = {}
+        # matching: each distinct word's atoms, kept until an atom is added or dropped
+        self._atom_changes = self._cache_changes = 0
+        self._word_cache: dict[str, tuple[int, ...]] = {}  # only words that bring atoms
+        self._words_seen: set[str] = set()
+        self._spaced: dict[str, tuple[tuple[str, int], ...]] = {}  # CJK run → mixed patterns
         self._added: dict[int, int] = {}  # topic → serial of its add after construction
         self.serial = 0
         for topic_id, canonical in topics:
@@ -238,6 +248,7 @@ class TopicIndex:
             return atom
         atom = self._atom_ids[group] = self._next_atom
         self._next_atom += 1
+        self._atom_changes += 1
         self._atom_groups[atom] = group
         self._atom_refs[atom] = 1
         patterns = _group_patterns(group)
@@ -272,6 +283,7 @@ class TopicIndex:
             self._atom_refs[atom] = refs
             return
         del self._atom_refs[atom], self._atom_df[atom]
+        self._atom_changes += 1
         del self._atom_ids[self._atom_groups.pop(atom)]
         for filed in self._atom_filed.pop(atom):
             if filed.pattern is None:
@@ -305,9 +317,13 @@ class TopicIndex:
             self._added[topic_id] = self.serial
             clauses = tuple(frozenset(self._atom(g) for g in clause) for clause in tree.clauses)
             excluded = frozenset(self._atom(g) for g in tree.excluded)
+            simple = len(clauses) == 1 and not excluded
+            if not simple:
+                self._general[topic_id] = frozenset().union(*clauses)
             for clause in clauses:
                 if len(clause) == 1:
-                    self._single.setdefault(next(iter(clause)), []).append(topic_id)
+                    alone = self._solo if simple else self._single
+                    alone.setdefault(next(iter(clause)), []).append(topic_id)
                     continue
                 topics = self._clause_topics.get(clause)
                 if topics is None:
@@ -332,9 +348,10 @@ class TopicIndex:
             return False
         self._added.pop(topic_id, None)
         self._excluding.pop(topic_id, None)
+        alone = self._single if self._general.pop(topic_id, None) is not None else self._solo
         for clause in topic.clauses:
             if len(clause) == 1:
-                _drop(self._single, next(iter(clause)), topic_id)
+                _drop(alone, next(iter(clause)), topic_id)
                 continue
             topics = self._clause_topics[clause]
             topics.remove(topic_id)
@@ -379,122 +396,107 @@ class TopicIndex:
         """How many patterns are filed."""
         return sum(len(filed) for filed in self._atom_filed.values())
 
-    def _atoms(self, docs: Sequence[Sequence[str]]) -> dict[int, int]:
-        """For each atom present in some of the documents (each a tuple of views): a bit mask
-        of which (bit i: document i)."""
-        inverted: dict[str, list[int]] = {}  # word → documents containing it
-        doc_words: list[set[str]] = []
-        for i, views in enumerate(docs):
-            words = _words(views)
-            doc_words.append(words)
-            for word in words:
-                found = inverted.get(word)
-                if found is None:
-                    inverted[word] = [i]
-                else:
-                    found.append(i)
-        texts = ["\n".join(views) for views in docs]  # no pattern has a newline
-        bit = [1 << i for i in range(len(docs))].__getitem__
-        atoms: dict[int, int] = {}
-        get = atoms.get
+    def _word_atoms(self, word: str, lengths: Sequence[int]) -> tuple[int, ...]:
+        """The atoms one word of a text brings by itself: the whole word, the prefixes it
+        starts with and, for a CJK run, the terms inside it (no other text needed)."""
+        found: list[int] = list(self._exact[WORD].get(word, ()))
+        stems = self._exact[PREFIX]
+        for n in lengths:
+            if n > len(word):
+                break
+            found.extend(stems.get(word[:n], ()))
+        if _is_cjk_run(word):
+            grams = _cjk_grams(word)
+            gram_exact, gram_confirm = self._exact[GRAM], self._confirm[GRAM]
+            for gram in gram_exact.keys() & grams:
+                found.extend(gram_exact[gram])
+            spaced: list[tuple[str, int]] = []
+            for gram in gram_confirm.keys() & grams:
+                for pattern, atom, _also in gram_confirm[gram]:
+                    if " " in pattern:  # CJK and more: the whole text decides
+                        spaced.append((pattern, atom))
+                    elif pattern in word:  # one CJK run: it is inside this one or not
+                        found.append(atom)
+            if spaced:
+                self._spaced[word] = tuple(spaced)
+        return tuple(dict.fromkeys(found))
 
-        exact, confirm = self._exact[WORD], self._confirm[WORD]
-        for word in filter(exact.__contains__, inverted):
-            mask = sum(map(bit, inverted[word]))  # distinct bits: the sum is their union
-            for atom in exact[word]:
-                atoms[atom] = get(atom, 0) | mask
-        for word in filter(confirm.__contains__, inverted):
-            where = inverted[word]
-            for pattern, atom, also in confirm[word]:
-                for i in where:
-                    if (also is None or also in doc_words[i]) and pattern in texts[i]:
-                        atoms[atom] = get(atom, 0) | bit(i)
-        if self._prefix_lengths:
-            stems = self._exact[PREFIX]
-            lengths = sorted(self._prefix_lengths)
-            for word, where in inverted.items():
-                mask = 0
-                for n in lengths:
-                    if n > len(word):
-                        break
-                    found = stems.get(word[:n])
-                    if found:
-                        mask = mask or sum(map(bit, where))
-                        for atom in found:
-                            atoms[atom] = get(atom, 0) | mask
-        gram_exact, gram_confirm = self._exact[GRAM], self._confirm[GRAM]
-        if gram_exact or gram_confirm:
-            for run in filter(_is_cjk_run, inverted):
-                where = inverted[run]
-                mask = sum(map(bit, where))
-                grams = _cjk_grams(run)
-                for gram in filter(gram_exact.__contains__, grams):
-                    for atom in gram_exact[gram]:
-                        atoms[atom] = get(atom, 0) | mask
-                for gram in filter(gram_confirm.__contains__, grams):
-                    for pattern, atom, _also in gram_confirm[gram]:
-                        if " " not in pattern:  # one CJK run: it is inside this one or not
-                            if pattern in run:
-                                atoms[atom] = get(atom, 0) | mask
-                            continue
-                        for i in where:
-                            if pattern in texts[i]:
-                                atoms[atom] = get(atom, 0) | bit(i)
+    def _present(self, views: Sequence[str], lengths: Sequence[int]) -> set[int]:
+        """The atoms present in a text's views (its title, or its body)."""
+        words: set[str] = set()
+        for view in views:
+            words.update(view.split())
+        cache = self._word_cache
+        for word in words - self._words_seen:
+            self._words_seen.add(word)
+            found = self._word_atoms(word, lengths)
+            if found:
+                cache[word] = found
+        atoms = set(chain.from_iterable(map(cache.__getitem__, cache.keys() & words)))
+        confirm = self._confirm[WORD]
+        candidates = confirm.keys() & words
+        spaced = self._spaced.keys() & words
+        if candidates or spaced:
+            text = "\n".join(views)  # no pattern has a newline
+            for word in candidates:
+                for pattern, atom, also in confirm[word]:
+                    if (
+                        atom not in atoms
+                        and (also is None or also in words)
+                        and pattern in text
+                    ):
+                        atoms.add(atom)
+            for word in spaced:
+                for pattern, atom in self._spaced[word]:
+                    if atom not in atoms and pattern in text:
+                        atoms.add(atom)
         return atoms
 
     def match_many(self, texts: Sequence[ReleaseText]) -> list[dict[int, bool]]:
         """For each release, the topics it matches, each with whether its title mentions it.
 
-        One pass for the whole batch: each index entry is looked at once per batch, with the
-        releases containing its terms as a bit mask (AND, OR in C), not once per release.
+        Per release: the set of atoms present (each distinct word of the batch looked up
+        once); then only the queries filed under a present atom are looked at, and most of
+        them (one atom, no OR, no exclusion) are copied out in C (`dict.fromkeys`).
         """
         with self._lock:
-            title = self._atoms([t.title for t in texts])
-            present = self._atoms([t.body for t in texts])
-            for atom, mask in title.items():
-                present[atom] = present.get(atom, 0) | mask
-            matched: dict[int, int] = {}  # topic → releases
-            get = matched.get
-            single = self._single
-            for atom in filter(single.__contains__, present):
-                mask = present[atom]
-                for topic_id in single[atom]:
-                    matched[topic_id] = get(topic_id, 0) | mask
+            if self._atom_changes != self._cache_changes or len(self._words_seen) > 200_000:
+                self._word_cache, self._words_seen, self._spaced = {}, set(), {}
+                self._cache_changes = self._atom_changes
+            lengths = sorted(self._prefix_lengths)
+            solo, single, general = self._solo, self._single, self._general
             partners, paired, clause_topics = self._partners, self._paired, self._clause_topics
-            for first in filter(partners.__contains__, present):
-                where_first = present[first]
-                for second in partners[first]:
-                    both = where_first & present.get(second, 0)
-                    if not both:
-                        continue
-                    for clause in paired[first, second]:
-                        where = both
-                        if len(clause) > 2:
-                            for atom in clause:
-                                where &= present.get(atom, 0)
-                        if where:
-                            for topic_id in clause_topics[clause]:
-                                matched[topic_id] = get(topic_id, 0) | where
             excluding = self._excluding
-            for topic_id in [t for t in matched if t in excluding]:
-                where = matched[topic_id]
-                for atom in excluding[topic_id]:
-                    where &= ~present.get(atom, 0)
-                if where:
-                    matched[topic_id] = where
-                else:
-                    del matched[topic_id]
-            results: list[dict[int, bool]] = [{} for _ in texts]
-            topics = self._topics
-            for topic_id, where in matched.items():
-                titled = 0
-                for clause in topics[topic_id].clauses:
-                    for atom in filter(title.__contains__, clause):
-                        titled |= title[atom]
-                while where:
-                    low = where & -where
-                    results[low.bit_length() - 1][topic_id] = bool(titled & low)
-                    where ^= low
+            results: list[dict[int, bool]] = []
+            for text in texts:
+                in_title = self._present(text.title, lengths)
+                present = in_title | self._present(text.body, lengths)
+                body_only = present - in_title
+                found = dict.fromkeys(
+                    chain.from_iterable(map(solo.__getitem__, solo.keys() & body_only)), False
+                )
+                found.update(
+                    dict.fromkeys(
+                        chain.from_iterable(map(solo.__getitem__, solo.keys() & in_title)), True
+                    )
+                )
+                others = set(chain.from_iterable(map(single.__getitem__, single.keys() & present)))
+                for first in partners.keys() & present:
+                    for second in partners[first] & present:
+                        for clause in paired[first, second]:
+                            if len(clause) > 2 and not clause <= present:
+                                continue
+                            titled = not clause.isdisjoint(in_title)
+                            for topic_id in clause_topics[clause]:
+                                if topic_id in general:
+                                    others.add(topic_id)
+                                else:
+                                    found[topic_id] = titled
+                for topic_id in others:
+                    excluded = excluding.get(topic_id)
+                    if excluded is None or excluded.isdisjoint(present):
+                        found[topic_id] = not general[topic_id].isdisjoint(in_title)
+                results.append(found)
         return results
 
     def match(self, text: ReleaseText) -> dict[int, bool]:
