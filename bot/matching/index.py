@@ -216,13 +216,15 @@ class TopicIndex:
         # atom → topics whose whole query is that atom (one clause of it alone, no exclusion)
         self._solo: dict[int, list[int]] = {}
         self._single: dict[int, list[int]] = {}  # atom → other topics with a clause of it alone
-        # topics with OR or exclusions → every atom of their clauses (checked one by one)
-        self._general: dict[int, frozenset[int]] = {}
-        self._clause_topics: dict[frozenset[int], list[int]] = {}  # clauses of 2+ atoms
-        # a clause of 2+ atoms is filed under its two rarest: first → seconds, pair → clauses
-        self._partners: dict[int, set[int]] = {}
-        self._paired: dict[tuple[int, int], list[frozenset[int]]] = {}
-        self._excluding: dict[int, frozenset[int]] = {}  # topic → its excluded atoms
+        self._general: set[int] = set()  # topics with OR or exclusions
+        # atom → the topics (but solo ones) whose clauses mention it: in_title
+        self._mentions: dict[int, list[int]] = {}
+        self._excluded_by: dict[int, list[int]] = {}  # atom → topics that exclude it
+        # a clause of 2+ atoms is filed under its two rarest atoms, first → second → …:
+        # the topics of a clause of two atoms, or the clauses of three or more
+        self._pairs: dict[int, dict[int, list[int]]] = {}
+        self._long: dict[int, dict[int, list[frozenset[int]]]] = {}
+        self._clause_topics: dict[frozenset[int], list[int]] = {}  # clauses of 3+ atoms
         self._topics: dict[int, _Topic] = {}
         # matching: each distinct word's atoms, kept until an atom is added or dropped
         self._atom_changes = self._cache_changes = 0
@@ -319,21 +321,26 @@ class TopicIndex:
             excluded = frozenset(self._atom(g) for g in tree.excluded)
             simple = len(clauses) == 1 and not excluded
             if not simple:
-                self._general[topic_id] = frozenset().union(*clauses)
+                self._general.add(topic_id)
+            if not simple or len(clauses[0]) > 1:
+                for atom in frozenset().union(*clauses):
+                    self._mentions.setdefault(atom, []).append(topic_id)
+            for atom in excluded:
+                self._excluded_by.setdefault(atom, []).append(topic_id)
             for clause in clauses:
                 if len(clause) == 1:
                     alone = self._solo if simple else self._single
                     alone.setdefault(next(iter(clause)), []).append(topic_id)
                     continue
+                first, second = self._anchor(clause)
+                if len(clause) == 2:
+                    self._pairs.setdefault(first, {}).setdefault(second, []).append(topic_id)
+                    continue
                 topics = self._clause_topics.get(clause)
                 if topics is None:
                     topics = self._clause_topics[clause] = []
-                    first, second = self._anchor(clause)
-                    self._paired.setdefault((first, second), []).append(clause)
-                    self._partners.setdefault(first, set()).add(second)
+                    self._long.setdefault(first, {}).setdefault(second, []).append(clause)
                 topics.append(topic_id)
-            if excluded:
-                self._excluding[topic_id] = excluded
             self._topics[topic_id] = _Topic(clauses, excluded)
         return True
 
@@ -347,23 +354,27 @@ class TopicIndex:
         if topic is None:
             return False
         self._added.pop(topic_id, None)
-        self._excluding.pop(topic_id, None)
-        alone = self._single if self._general.pop(topic_id, None) is not None else self._solo
+        simple = topic_id not in self._general
+        self._general.discard(topic_id)
+        if not simple or len(topic.clauses[0]) > 1:
+            for atom in frozenset().union(*topic.clauses):
+                _drop(self._mentions, atom, topic_id)
+        for atom in topic.excluded:
+            _drop(self._excluded_by, atom, topic_id)
+        alone = self._solo if simple else self._single
         for clause in topic.clauses:
             if len(clause) == 1:
                 _drop(alone, next(iter(clause)), topic_id)
+                continue
+            first, second = self._anchor(clause)
+            if len(clause) == 2:
+                _drop_nested(self._pairs, first, second, topic_id)
                 continue
             topics = self._clause_topics[clause]
             topics.remove(topic_id)
             if not topics:
                 del self._clause_topics[clause]
-                first, second = pair = self._anchor(clause)
-                _drop(self._paired, pair, clause)
-                if pair not in self._paired:
-                    seconds = self._partners[first]
-                    seconds.discard(second)
-                    if not seconds:
-                        del self._partners[first]
+                _drop_nested(self._long, first, second, clause)
         for clause in topic.clauses:
             for atom in clause:
                 self._release_atom(atom)
@@ -464,9 +475,12 @@ class TopicIndex:
                 self._word_cache, self._words_seen, self._spaced = {}, set(), {}
                 self._cache_changes = self._atom_changes
             lengths = sorted(self._prefix_lengths)
-            solo, single, general = self._solo, self._single, self._general
-            partners, paired, clause_topics = self._partners, self._paired, self._clause_topics
-            excluding = self._excluding
+            solo, single, pairs, long = self._solo, self._single, self._pairs, self._long
+            clause_topics, excluded_by, mentions = (
+                self._clause_topics,
+                self._excluded_by,
+                self._mentions,
+            )
             results: list[dict[int, bool]] = []
             for text in texts:
                 in_title = self._present(text.title, lengths)
@@ -480,28 +494,43 @@ class TopicIndex:
                         chain.from_iterable(map(solo.__getitem__, solo.keys() & in_title)), True
                     )
                 )
-                others = set(chain.from_iterable(map(single.__getitem__, single.keys() & present)))
-                for first in partners.keys() & present:
-                    for second in partners[first] & present:
-                        for clause in paired[first, second]:
-                            if len(clause) > 2 and not clause <= present:
-                                continue
-                            titled = not clause.isdisjoint(in_title)
-                            for topic_id in clause_topics[clause]:
-                                if topic_id in general:
-                                    others.add(topic_id)
-                                else:
-                                    found[topic_id] = titled
-                for topic_id in others:
-                    excluded = excluding.get(topic_id)
-                    if excluded is None or excluded.isdisjoint(present):
-                        found[topic_id] = not general[topic_id].isdisjoint(in_title)
+                matched = set(chain.from_iterable(map(single.__getitem__, single.keys() & present)))
+                for first in pairs.keys() & present:
+                    by_second = pairs[first]
+                    matched.update(
+                        chain.from_iterable(map(by_second.__getitem__, by_second.keys() & present))
+                    )
+                for first in long.keys() & present:
+                    by_second_long = long[first]
+                    for second in by_second_long.keys() & present:
+                        for clause in by_second_long[second]:
+                            if clause <= present:
+                                matched.update(clause_topics[clause])
+                if matched:
+                    matched.difference_update(
+                        chain.from_iterable(
+                            map(excluded_by.__getitem__, excluded_by.keys() & present)
+                        )
+                    )
+                    titled = matched.intersection(
+                        chain.from_iterable(map(mentions.__getitem__, mentions.keys() & in_title))
+                    )
+                    found.update(dict.fromkeys(matched, False))
+                    found.update(dict.fromkeys(titled, True))
                 results.append(found)
         return results
 
     def match(self, text: ReleaseText) -> dict[int, bool]:
         """Topics the release matches, each with whether its title mentions the topic."""
         return self.match_many([text])[0]
+
+
+def _drop_nested(table: dict[int, dict[int, list[V]]], first: int, second: int, value: V) -> None:
+    """Removes one value from a dict of dicts of lists, and the keys left empty."""
+    inner = table[first]
+    _drop(inner, second, value)
+    if not inner:
+        del table[first]
 
 
 def _drop(table: dict[K, list[V]], key: K, value: V) -> None:
