@@ -104,8 +104,9 @@ class QueryMatcher:
         return self._present(self._positive, text.title)
 
 
-# Feature kinds: a pattern is filed under a whole word, the stem of a prefix, or a CJK gram.
-WORD, PREFIX, GRAM = 0, 1, 2
+# Feature kinds: a pattern is filed under a whole word, the stem of a prefix, a CJK gram, or
+# a pair of neighbouring words.
+WORD, PREFIX, GRAM, PAIR = 0, 1, 2, 3  # PAIR: two whole Latin words in a row ("a b")
 SAMPLE_PREFIX = 8  # the sample counts word starts up to this length (longer: this one's count)
 
 
@@ -124,6 +125,8 @@ def _options(pattern: str) -> tuple[list[tuple[int, str]], bool]:
     feature is exact (present ⇔ pattern present: no substring test)."""
     toks = pattern.split()
     lead, tail = pattern.startswith(" "), pattern.endswith(" ")
+    if len(toks) == 2 and lead and tail:  # " a b ": present ⇔ the two words are neighbours
+        return [(PAIR, " ".join(toks))], True
     if len(toks) == 1:
         tok = toks[0]
         if lead:  # a whole Latin word, or the stem of a prefix
@@ -139,6 +142,15 @@ def _options(pattern: str) -> tuple[list[tuple[int, str]], bool]:
         elif i < len(toks) - 1 or tail:  # a prefix's stem is not a whole word: not an option
             options.append((WORD, tok))
     return options, False
+
+
+def _pairs(views: Sequence[str]) -> set[str]:
+    """Every two neighbouring words of the views, as "a b"."""
+    pairs: set[str] = set()
+    for view in views:
+        toks = view.split()
+        pairs.update(map(" ".join, zip(toks, toks[1:])))
+    return pairs
 
 
 def _words(views: Sequence[str]) -> set[str]:
@@ -192,17 +204,14 @@ class TopicIndex:
         self, topics: Iterable[tuple[int, str]] = (), sample: Sequence[ReleaseText] = ()
     ) -> None:
         self._lock = threading.Lock()
-        self._df: tuple[Counter[str], Counter[str], Counter[str]] = (
-            Counter(),
-            Counter(),
-            Counter(),
-        )
+        self._df: tuple[Counter[str], ...] = (Counter(), Counter(), Counter(), Counter())
         for text in sample:
             words = _words((*text.title, *text.body))
             self._df[WORD].update(words)
             self._df[PREFIX].update({w[:n] for w in words for n in range(2, SAMPLE_PREFIX + 1)})
             runs = [w for w in words if _is_cjk_run(w)]
             self._df[GRAM].update(set().union(*map(_cjk_grams, runs)) if runs else ())
+            self._df[PAIR].update(_pairs((*text.title, *text.body)))
         self._atom_ids: dict[Group, int] = {}
         self._atom_groups: dict[int, Group] = {}
         self._atom_refs: dict[int, int] = {}  # atom → how many topics use it
@@ -210,8 +219,13 @@ class TopicIndex:
         self._atom_filed: dict[int, tuple[_Filed, ...]] = {}
         self._next_atom = 0
         # per feature kind: feature → atoms (exact) and feature → patterns to confirm
-        self._exact: tuple[dict[str, list[int]], ...] = ({}, {}, {})
-        self._confirm: tuple[dict[str, list[tuple[str, int, str | None]]], ...] = ({}, {}, {})
+        self._exact: tuple[dict[str, list[int]], ...] = ({}, {}, {}, {})
+        self._confirm: tuple[dict[str, list[tuple[str, int, str | None]]], ...] = (
+            {},
+            {},
+            {},
+            {},
+        )
         self._prefix_lengths: Counter[int] = Counter()
         # atom → topics whose whole query is that atom (one clause of it alone, no exclusion)
         self._solo: dict[int, list[int]] = {}
@@ -219,7 +233,7 @@ class TopicIndex:
         self._general: set[int] = set()  # topics with OR or exclusions
         # atom → the topics (but solo ones) whose clauses mention it: in_title
         self._mentions: dict[int, list[int]] = {}
-        self._excluded_by: dict[int, list[int]] = {}  # atom → topics that exclude it
+        self._excluding: dict[int, frozenset[int]] = {}  # topic → the atoms it excludes
         # a clause of 2+ atoms is filed under its two rarest atoms, first → second → …:
         # the topics of a clause of two atoms, or the clauses of three or more
         self._pairs: dict[int, dict[int, list[int]]] = {}
@@ -325,8 +339,8 @@ class TopicIndex:
             if not simple or len(clauses[0]) > 1:
                 for atom in frozenset().union(*clauses):
                     self._mentions.setdefault(atom, []).append(topic_id)
-            for atom in excluded:
-                self._excluded_by.setdefault(atom, []).append(topic_id)
+            if excluded:
+                self._excluding[topic_id] = excluded
             for clause in clauses:
                 if len(clause) == 1:
                     alone = self._solo if simple else self._single
@@ -359,8 +373,7 @@ class TopicIndex:
         if not simple or len(topic.clauses[0]) > 1:
             for atom in frozenset().union(*topic.clauses):
                 _drop(self._mentions, atom, topic_id)
-        for atom in topic.excluded:
-            _drop(self._excluded_by, atom, topic_id)
+        self._excluding.pop(topic_id, None)
         alone = self._solo if simple else self._single
         for clause in topic.clauses:
             if len(clause) == 1:
@@ -444,6 +457,10 @@ class TopicIndex:
             if found:
                 cache[word] = found
         atoms = set(chain.from_iterable(map(cache.__getitem__, cache.keys() & words)))
+        pair_exact = self._exact[PAIR]
+        if pair_exact:
+            pairs = pair_exact.keys() & _pairs(views)
+            atoms.update(chain.from_iterable(map(pair_exact.__getitem__, pairs)))
         confirm = self._confirm[WORD]
         candidates = confirm.keys() & words
         spaced = self._spaced.keys() & words
@@ -476,11 +493,7 @@ class TopicIndex:
                 self._cache_changes = self._atom_changes
             lengths = sorted(self._prefix_lengths)
             solo, single, pairs, long = self._solo, self._single, self._pairs, self._long
-            clause_topics, excluded_by, mentions = (
-                self._clause_topics,
-                self._excluded_by,
-                self._mentions,
-            )
+            clause_topics, excluding, mentions = self._clause_topics, self._excluding, self._mentions
             results: list[dict[int, bool]] = []
             for text in texts:
                 in_title = self._present(text.title, lengths)
@@ -507,11 +520,9 @@ class TopicIndex:
                             if clause <= present:
                                 matched.update(clause_topics[clause])
                 if matched:
-                    matched.difference_update(
-                        chain.from_iterable(
-                            map(excluded_by.__getitem__, excluded_by.keys() & present)
-                        )
-                    )
+                    for topic_id in matched & excluding.keys():
+                        if not excluding[topic_id].isdisjoint(present):
+                            matched.discard(topic_id)
                     titled = matched.intersection(
                         chain.from_iterable(map(mentions.__getitem__, mentions.keys() & in_title))
                     )
