@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, compress, count
 from typing import TypeVar
 
 from bot.matching.query import Group, QueryError, QueryTree, TopicRef, compile_canonical
@@ -104,9 +104,8 @@ class QueryMatcher:
         return self._present(self._positive, text.title)
 
 
-# Feature kinds: a pattern is filed under a whole word, the stem of a prefix, a CJK gram, or
-# a pair of neighbouring words.
-WORD, PREFIX, GRAM, PAIR = 0, 1, 2, 3  # PAIR: two whole Latin words in a row ("a b")
+# Feature kinds: a pattern is filed under a whole word, the stem of a prefix, or a CJK gram.
+WORD, PREFIX, GRAM = 0, 1, 2
 SAMPLE_PREFIX = 8  # the sample counts word starts up to this length (longer: this one's count)
 
 
@@ -125,8 +124,6 @@ def _options(pattern: str) -> tuple[list[tuple[int, str]], bool]:
     feature is exact (present ⇔ pattern present: no substring test)."""
     toks = pattern.split()
     lead, tail = pattern.startswith(" "), pattern.endswith(" ")
-    if len(toks) == 2 and lead and tail:  # " a b ": present ⇔ the two words are neighbours
-        return [(PAIR, " ".join(toks))], True
     if len(toks) == 1:
         tok = toks[0]
         if lead:  # a whole Latin word, or the stem of a prefix
@@ -142,15 +139,6 @@ def _options(pattern: str) -> tuple[list[tuple[int, str]], bool]:
         elif i < len(toks) - 1 or tail:  # a prefix's stem is not a whole word: not an option
             options.append((WORD, tok))
     return options, False
-
-
-def _pairs(views: Sequence[str]) -> set[str]:
-    """Every two neighbouring words of the views, as "a b"."""
-    pairs: set[str] = set()
-    for view in views:
-        toks = view.split()
-        pairs.update(map(" ".join, zip(toks, toks[1:])))
-    return pairs
 
 
 def _words(views: Sequence[str]) -> set[str]:
@@ -204,14 +192,17 @@ class TopicIndex:
         self, topics: Iterable[tuple[int, str]] = (), sample: Sequence[ReleaseText] = ()
     ) -> None:
         self._lock = threading.Lock()
-        self._df: tuple[Counter[str], ...] = (Counter(), Counter(), Counter(), Counter())
+        self._df: tuple[Counter[str], Counter[str], Counter[str]] = (
+            Counter(),
+            Counter(),
+            Counter(),
+        )
         for text in sample:
             words = _words((*text.title, *text.body))
             self._df[WORD].update(words)
             self._df[PREFIX].update({w[:n] for w in words for n in range(2, SAMPLE_PREFIX + 1)})
             runs = [w for w in words if _is_cjk_run(w)]
             self._df[GRAM].update(set().union(*map(_cjk_grams, runs)) if runs else ())
-            self._df[PAIR].update(_pairs((*text.title, *text.body)))
         self._atom_ids: dict[Group, int] = {}
         self._atom_groups: dict[int, Group] = {}
         self._atom_refs: dict[int, int] = {}  # atom → how many topics use it
@@ -219,32 +210,20 @@ class TopicIndex:
         self._atom_filed: dict[int, tuple[_Filed, ...]] = {}
         self._next_atom = 0
         # per feature kind: feature → atoms (exact) and feature → patterns to confirm
-        self._exact: tuple[dict[str, list[int]], ...] = ({}, {}, {}, {})
-        self._confirm: tuple[dict[str, list[tuple[str, int, str | None]]], ...] = (
-            {},
-            {},
-            {},
-            {},
-        )
+        self._exact: tuple[dict[str, list[int]], ...] = ({}, {}, {})
+        self._confirm: tuple[dict[str, list[tuple[str, int, str | None]]], ...] = ({}, {}, {})
         self._prefix_lengths: Counter[int] = Counter()
-        # atom → topics whose whole query is that atom (one clause of it alone, no exclusion)
-        self._solo: dict[int, list[int]] = {}
+        # a *simple* topic (`_simple`): its releases are those of one of its clauses, so the
+        # topics of an atom or clause are written out together (never one by one)
+        self._solo: dict[int, list[int]] = {}  # atom → simple topics with a clause of it
         self._single: dict[int, list[int]] = {}  # atom → other topics with a clause of it alone
-        self._general: set[int] = set()  # topics with OR or exclusions
-        # atom → the topics (but solo ones) whose clauses mention it: in_title
-        self._mentions: dict[int, list[int]] = {}
-        self._excluding: dict[int, frozenset[int]] = {}  # topic → the atoms it excludes
-        # a clause of 2+ atoms is filed under its two rarest atoms, first → second → …:
-        # the topics of a clause of two atoms, or the clauses of three or more
-        self._pairs: dict[int, dict[int, list[int]]] = {}
-        self._long: dict[int, dict[int, list[frozenset[int]]]] = {}
-        self._clause_topics: dict[frozenset[int], list[int]] = {}  # clauses of 3+ atoms
+        self._clause_simple: dict[frozenset[int], list[int]] = {}  # clauses of 2+ atoms
+        self._clause_topics: dict[frozenset[int], list[int]] = {}  # the other topics' ones
+        # a clause of 2+ atoms is filed under its two rarest: first → seconds, pair → clauses
+        self._partners: dict[int, set[int]] = {}
+        self._paired: dict[tuple[int, int], list[frozenset[int]]] = {}
+        self._excluding: dict[int, frozenset[int]] = {}  # topic → its excluded atoms
         self._topics: dict[int, _Topic] = {}
-        # matching: each distinct word's atoms, kept until an atom is added or dropped
-        self._atom_changes = self._cache_changes = 0
-        self._word_cache: dict[str, tuple[int, ...]] = {}  # only words that bring atoms
-        self._words_seen: set[str] = set()
-        self._spaced: dict[str, tuple[tuple[str, int], ...]] = {}  # CJK run → mixed patterns
         self._added: dict[int, int] = {}  # topic → serial of its add after construction
         self.serial = 0
         for topic_id, canonical in topics:
@@ -264,7 +243,6 @@ class TopicIndex:
             return atom
         atom = self._atom_ids[group] = self._next_atom
         self._next_atom += 1
-        self._atom_changes += 1
         self._atom_groups[atom] = group
         self._atom_refs[atom] = 1
         patterns = _group_patterns(group)
@@ -299,7 +277,6 @@ class TopicIndex:
             self._atom_refs[atom] = refs
             return
         del self._atom_refs[atom], self._atom_df[atom]
-        self._atom_changes += 1
         del self._atom_ids[self._atom_groups.pop(atom)]
         for filed in self._atom_filed.pop(atom):
             if filed.pattern is None:
@@ -333,28 +310,20 @@ class TopicIndex:
             self._added[topic_id] = self.serial
             clauses = tuple(frozenset(self._atom(g) for g in clause) for clause in tree.clauses)
             excluded = frozenset(self._atom(g) for g in tree.excluded)
-            simple = len(clauses) == 1 and not excluded
-            if not simple:
-                self._general.add(topic_id)
-            if not simple or len(clauses[0]) > 1:
-                for atom in frozenset().union(*clauses):
-                    self._mentions.setdefault(atom, []).append(topic_id)
-            if excluded:
-                self._excluding[topic_id] = excluded
+            simple = _simple(clauses, excluded)
             for clause in clauses:
                 if len(clause) == 1:
                     alone = self._solo if simple else self._single
                     alone.setdefault(next(iter(clause)), []).append(topic_id)
                     continue
-                first, second = self._anchor(clause)
-                if len(clause) == 2:
-                    self._pairs.setdefault(first, {}).setdefault(second, []).append(topic_id)
-                    continue
-                topics = self._clause_topics.get(clause)
-                if topics is None:
-                    topics = self._clause_topics[clause] = []
-                    self._long.setdefault(first, {}).setdefault(second, []).append(clause)
-                topics.append(topic_id)
+                if clause not in self._clause_simple and clause not in self._clause_topics:
+                    first, second = self._anchor(clause)
+                    self._paired.setdefault((first, second), []).append(clause)
+                    self._partners.setdefault(first, set()).add(second)
+                table = self._clause_simple if simple else self._clause_topics
+                table.setdefault(clause, []).append(topic_id)
+            if excluded:
+                self._excluding[topic_id] = excluded
             self._topics[topic_id] = _Topic(clauses, excluded)
         return True
 
@@ -368,26 +337,21 @@ class TopicIndex:
         if topic is None:
             return False
         self._added.pop(topic_id, None)
-        simple = topic_id not in self._general
-        self._general.discard(topic_id)
-        if not simple or len(topic.clauses[0]) > 1:
-            for atom in frozenset().union(*topic.clauses):
-                _drop(self._mentions, atom, topic_id)
         self._excluding.pop(topic_id, None)
-        alone = self._solo if simple else self._single
+        simple = _simple(topic.clauses, topic.excluded)
         for clause in topic.clauses:
             if len(clause) == 1:
-                _drop(alone, next(iter(clause)), topic_id)
+                _drop(self._solo if simple else self._single, next(iter(clause)), topic_id)
                 continue
-            first, second = self._anchor(clause)
-            if len(clause) == 2:
-                _drop_nested(self._pairs, first, second, topic_id)
-                continue
-            topics = self._clause_topics[clause]
-            topics.remove(topic_id)
-            if not topics:
-                del self._clause_topics[clause]
-                _drop_nested(self._long, first, second, clause)
+            _drop(self._clause_simple if simple else self._clause_topics, clause, topic_id)
+            if clause not in self._clause_simple and clause not in self._clause_topics:
+                first, second = pair = self._anchor(clause)
+                _drop(self._paired, pair, clause)
+                if pair not in self._paired:
+                    seconds = self._partners[first]
+                    seconds.discard(second)
+                    if not seconds:
+                        del self._partners[first]
         for clause in topic.clauses:
             for atom in clause:
                 self._release_atom(atom)
@@ -420,115 +384,149 @@ class TopicIndex:
         """How many patterns are filed."""
         return sum(len(filed) for filed in self._atom_filed.values())
 
-    def _word_atoms(self, word: str, lengths: Sequence[int]) -> tuple[int, ...]:
-        """The atoms one word of a text brings by itself: the whole word, the prefixes it
-        starts with and, for a CJK run, the terms inside it (no other text needed)."""
-        found: list[int] = list(self._exact[WORD].get(word, ()))
-        stems = self._exact[PREFIX]
-        for n in lengths:
-            if n > len(word):
-                break
-            found.extend(stems.get(word[:n], ()))
-        if _is_cjk_run(word):
-            grams = _cjk_grams(word)
-            gram_exact, gram_confirm = self._exact[GRAM], self._confirm[GRAM]
-            for gram in gram_exact.keys() & grams:
-                found.extend(gram_exact[gram])
-            spaced: list[tuple[str, int]] = []
-            for gram in gram_confirm.keys() & grams:
-                for pattern, atom, _also in gram_confirm[gram]:
-                    if " " in pattern:  # CJK and more: the whole text decides
-                        spaced.append((pattern, atom))
-                    elif pattern in word:  # one CJK run: it is inside this one or not
-                        found.append(atom)
-            if spaced:
-                self._spaced[word] = tuple(spaced)
-        return tuple(dict.fromkeys(found))
+    def _atoms(self, docs: Sequence[Sequence[str]]) -> dict[int, int]:
+        """For each atom present in some of the documents (each a tuple of views): a bit mask
+        of which (bit i: document i)."""
+        inverted: dict[str, list[int]] = {}  # word → documents containing it
+        doc_words: list[set[str]] = []
+        for i, views in enumerate(docs):
+            words = _words(views)
+            doc_words.append(words)
+            for word in words:
+                found = inverted.get(word)
+                if found is None:
+                    inverted[word] = [i]
+                else:
+                    found.append(i)
+        texts = ["\n".join(views) for views in docs]  # no pattern has a newline
+        bit = [1 << i for i in range(len(docs))].__getitem__
+        atoms: dict[int, int] = {}
+        get = atoms.get
 
-    def _present(self, views: Sequence[str], lengths: Sequence[int]) -> set[int]:
-        """The atoms present in a text's views (its title, or its body)."""
-        words: set[str] = set()
-        for view in views:
-            words.update(view.split())
-        cache = self._word_cache
-        for word in words - self._words_seen:
-            self._words_seen.add(word)
-            found = self._word_atoms(word, lengths)
-            if found:
-                cache[word] = found
-        atoms = set(chain.from_iterable(map(cache.__getitem__, cache.keys() & words)))
-        pair_exact = self._exact[PAIR]
-        if pair_exact:
-            pairs = pair_exact.keys() & _pairs(views)
-            atoms.update(chain.from_iterable(map(pair_exact.__getitem__, pairs)))
-        confirm = self._confirm[WORD]
-        candidates = confirm.keys() & words
-        spaced = self._spaced.keys() & words
-        if candidates or spaced:
-            text = "\n".join(views)  # no pattern has a newline
-            for word in candidates:
-                for pattern, atom, also in confirm[word]:
-                    if (
-                        atom not in atoms
-                        and (also is None or also in words)
-                        and pattern in text
-                    ):
-                        atoms.add(atom)
-            for word in spaced:
-                for pattern, atom in self._spaced[word]:
-                    if atom not in atoms and pattern in text:
-                        atoms.add(atom)
+        exact, confirm = self._exact[WORD], self._confirm[WORD]
+        for word in filter(exact.__contains__, inverted):
+            mask = sum(map(bit, inverted[word]))  # distinct bits: the sum is their union
+            for atom in exact[word]:
+                atoms[atom] = get(atom, 0) | mask
+        for word in filter(confirm.__contains__, inverted):
+            where = inverted[word]
+            for pattern, atom, also in confirm[word]:
+                for i in where:
+                    if (also is None or also in doc_words[i]) and pattern in texts[i]:
+                        atoms[atom] = get(atom, 0) | bit(i)
+        if self._prefix_lengths:
+            stems = self._exact[PREFIX]
+            lengths = sorted(self._prefix_lengths)
+            for word, where in inverted.items():
+                mask = 0
+                for n in lengths:
+                    if n > len(word):
+                        break
+                    found = stems.get(word[:n])
+                    if found:
+                        mask = mask or sum(map(bit, where))
+                        for atom in found:
+                            atoms[atom] = get(atom, 0) | mask
+        gram_exact, gram_confirm = self._exact[GRAM], self._confirm[GRAM]
+        if gram_exact or gram_confirm:
+            for run in filter(_is_cjk_run, inverted):
+                where = inverted[run]
+                mask = sum(map(bit, where))
+                grams = _cjk_grams(run)
+                for gram in filter(gram_exact.__contains__, grams):
+                    for atom in gram_exact[gram]:
+                        atoms[atom] = get(atom, 0) | mask
+                for gram in filter(gram_confirm.__contains__, grams):
+                    for pattern, atom, _also in gram_confirm[gram]:
+                        if " " not in pattern:  # one CJK run: it is inside this one or not
+                            if pattern in run:
+                                atoms[atom] = get(atom, 0) | mask
+                            continue
+                        for i in where:
+                            if pattern in texts[i]:
+                                atoms[atom] = get(atom, 0) | bit(i)
         return atoms
 
     def match_many(self, texts: Sequence[ReleaseText]) -> list[dict[int, bool]]:
         """For each release, the topics it matches, each with whether its title mentions it.
 
-        Per release: the set of atoms present (each distinct word of the batch looked up
-        once); then only the queries filed under a present atom are looked at, and most of
-        them (one atom, no OR, no exclusion) are copied out in C (`dict.fromkeys`).
+        One pass for the whole batch: each index entry is looked at once per batch, with the
+        releases containing its terms as a bit mask (AND, OR in C), not once per release.
         """
         with self._lock:
-            if self._atom_changes != self._cache_changes or len(self._words_seen) > 200_000:
-                self._word_cache, self._words_seen, self._spaced = {}, set(), {}
-                self._cache_changes = self._atom_changes
-            lengths = sorted(self._prefix_lengths)
-            solo, single, pairs, long = self._solo, self._single, self._pairs, self._long
-            clause_topics, excluding, mentions = self._clause_topics, self._excluding, self._mentions
-            results: list[dict[int, bool]] = []
-            for text in texts:
-                in_title = self._present(text.title, lengths)
-                present = in_title | self._present(text.body, lengths)
-                body_only = present - in_title
-                found = dict.fromkeys(
-                    chain.from_iterable(map(solo.__getitem__, solo.keys() & body_only)), False
-                )
-                found.update(
-                    dict.fromkeys(
-                        chain.from_iterable(map(solo.__getitem__, solo.keys() & in_title)), True
-                    )
-                )
-                matched = set(chain.from_iterable(map(single.__getitem__, single.keys() & present)))
-                for first in pairs.keys() & present:
-                    by_second = pairs[first]
-                    matched.update(
-                        chain.from_iterable(map(by_second.__getitem__, by_second.keys() & present))
-                    )
-                for first in long.keys() & present:
-                    by_second_long = long[first]
-                    for second in by_second_long.keys() & present:
-                        for clause in by_second_long[second]:
-                            if clause <= present:
-                                matched.update(clause_topics[clause])
-                if matched:
-                    for topic_id in matched & excluding.keys():
-                        if not excluding[topic_id].isdisjoint(present):
-                            matched.discard(topic_id)
-                    titled = matched.intersection(
-                        chain.from_iterable(map(mentions.__getitem__, mentions.keys() & in_title))
-                    )
-                    found.update(dict.fromkeys(matched, False))
-                    found.update(dict.fromkeys(titled, True))
-                results.append(found)
+            title = self._atoms([t.title for t in texts])
+            present = self._atoms([t.body for t in texts])
+            for atom, mask in title.items():
+                present[atom] = present.get(atom, 0) | mask
+            size = len(texts)
+            # per release: lists of simple topics it matches, without and with the title
+            body_lists: list[list[list[int]]] = [[] for _ in range(size)]
+            title_lists: list[list[list[int]]] = [[] for _ in range(size)]
+            tget = title.get
+            solo = self._solo
+            for atom in solo.keys() & present.keys():
+                topics = solo[atom]
+                titled = tget(atom, 0)
+                for i in _positions(present[atom] & ~titled):
+                    body_lists[i].append(topics)
+                for i in _positions(titled):
+                    title_lists[i].append(topics)
+            matched: dict[int, int] = {}  # other topics → releases
+            get = matched.get
+            single = self._single
+            for atom in single.keys() & present.keys():
+                mask = present[atom]
+                for topic_id in single[atom]:
+                    matched[topic_id] = get(topic_id, 0) | mask
+            partners, paired = self._partners, self._paired
+            clause_simple, clause_topics = self._clause_simple, self._clause_topics
+            for first in partners.keys() & present.keys():
+                where_first = present[first]
+                for second in partners[first]:
+                    both = where_first & present.get(second, 0)
+                    if not both:
+                        continue
+                    for clause in paired[first, second]:
+                        where = both
+                        if len(clause) > 2:
+                            for atom in clause:
+                                where &= present.get(atom, 0)
+                        if not where:
+                            continue
+                        topics = clause_simple.get(clause)
+                        if topics:
+                            titled = 0
+                            for atom in clause:
+                                titled |= tget(atom, 0)
+                            titled &= where
+                            for i in _positions(where & ~titled):
+                                body_lists[i].append(topics)
+                            for i in _positions(titled):
+                                title_lists[i].append(topics)
+                        for topic_id in clause_topics.get(clause, ()):
+                            matched[topic_id] = get(topic_id, 0) | where
+            excluding = self._excluding
+            for topic_id in [t for t in matched if t in excluding]:
+                where = matched[topic_id]
+                for atom in excluding[topic_id]:
+                    where &= ~present.get(atom, 0)
+                if where:
+                    matched[topic_id] = where
+                else:
+                    del matched[topic_id]
+            results = [
+                _flags(body, titled) for body, titled in zip(body_lists, title_lists, strict=True)
+            ]
+            topics_of = self._topics
+            for topic_id, where in matched.items():
+                titled = 0
+                for clause in topics_of[topic_id].clauses:
+                    for atom in filter(title.__contains__, clause):
+                        titled |= title[atom]
+                for i in _positions(where & ~titled):
+                    results[i][topic_id] = False
+                for i in _positions(where & titled):
+                    results[i][topic_id] = True
         return results
 
     def match(self, text: ReleaseText) -> dict[int, bool]:
@@ -536,12 +534,31 @@ class TopicIndex:
         return self.match_many([text])[0]
 
 
-def _drop_nested(table: dict[int, dict[int, list[V]]], first: int, second: int, value: V) -> None:
-    """Removes one value from a dict of dicts of lists, and the keys left empty."""
-    inner = table[first]
-    _drop(inner, second, value)
-    if not inner:
-        del table[first]
+def _simple(clauses: tuple[frozenset[int], ...], excluded: frozenset[int]) -> bool:
+    """A topic whose releases are those of its atoms' (an OR of single atoms or one clause, no
+    exclusion), and whose title flag is any of them in the title: written out per atom or
+    clause, not one by one. Listed under each of its atoms (or its one clause)."""
+    if excluded:
+        return False
+    return len(clauses) == 1 or all(len(clause) == 1 for clause in clauses)
+
+
+_BITS = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def _positions(mask: int) -> Iterable[int]:
+    """The positions of a mask's bits, lowest first (in C: no Python step per bit)."""
+    if mask & (mask - 1) == 0:  # none or one
+        return (mask.bit_length() - 1,) if mask else ()
+    return compress(count(), bin(mask)[:1:-1].encode().translate(_BITS))
+
+
+def _flags(body: list[list[int]], titled: list[list[int]]) -> dict[int, bool]:
+    """{topic: False} for the lists of body-only topics, then {topic: True} for the titled."""
+    flags = dict.fromkeys(chain.from_iterable(body), False)
+    if titled:
+        flags.update(dict.fromkeys(chain.from_iterable(titled), True))
+    return flags
 
 
 def _drop(table: dict[K, list[V]], key: K, value: V) -> None:
