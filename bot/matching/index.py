@@ -19,7 +19,11 @@ whose terms it contains. Three layers of dicts that `add` and `remove` change in
 
 `match_many` runs a batch at once, the releases that contain an atom held as a bit mask (an
 int: AND and OR in C), so each index entry is looked at once per batch, not once per
-release, and the work is proportional to the terms present, not to the topics.
+release, and the work is proportional to the terms present, not to the topics. A *simple*
+topic (one clause, or an OR of single atoms, and no exclusion) matches exactly where an atom
+or clause of it does: the topics of an atom or clause are kept in one list, written out per
+release with `dict.fromkeys` (in C), never one topic and one release at a time; only the
+other topics (exclusions, OR of longer clauses) get a mask each.
 `QueryMatcher` checks one query with plain substring tests: used for /search, preview and
 new subscriptions, and as the reference the index is tested against.
 """
@@ -493,16 +497,16 @@ class TopicIndex:
                                 where &= present.get(atom, 0)
                         if not where:
                             continue
-                        topics = clause_simple.get(clause)
-                        if topics:
+                        simple_topics = clause_simple.get(clause)
+                        if simple_topics:
                             titled = 0
                             for atom in clause:
                                 titled |= tget(atom, 0)
                             titled &= where
                             for i in _positions(where & ~titled):
-                                body_lists[i].append(topics)
+                                body_lists[i].append(simple_topics)
                             for i in _positions(titled):
-                                title_lists[i].append(topics)
+                                title_lists[i].append(simple_topics)
                         for topic_id in clause_topics.get(clause, ()):
                             matched[topic_id] = get(topic_id, 0) | where
             excluding = self._excluding
