@@ -19,7 +19,11 @@ whose terms it contains. Three layers of dicts that `add` and `remove` change in
 
 `match_many` runs a batch at once, the releases that contain an atom held as a bit mask (an
 int: AND and OR in C), so each index entry is looked at once per batch, not once per
-release, and the work is proportional to the terms present, not to the topics.
+release, and the work is proportional to the terms present, not to the topics. A *simple*
+topic (one clause, or an OR of single atoms, and no exclusion) matches exactly where an atom
+or clause of it does: the topics of an atom or clause are kept in one list, written out per
+release with `dict.fromkeys` (in C), never one topic and one release at a time; only the
+other topics (exclusions, OR of longer clauses) get a mask each.
 `QueryMatcher` checks one query with plain substring tests: used for /search, preview and
 new subscriptions, and as the reference the index is tested against.
 """
@@ -32,6 +36,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain, compress, count
 from typing import TypeVar
 
 from bot.matching.query import Group, QueryError, QueryTree, TopicRef, compile_canonical
@@ -212,8 +217,12 @@ class TopicIndex:
         self._exact: tuple[dict[str, list[int]], ...] = ({}, {}, {})
         self._confirm: tuple[dict[str, list[tuple[str, int, str | None]]], ...] = ({}, {}, {})
         self._prefix_lengths: Counter[int] = Counter()
-        self._single: dict[int, list[int]] = {}  # atom → topics with a clause of it alone
-        self._clause_topics: dict[frozenset[int], list[int]] = {}  # clauses of 2+ atoms
+        # a *simple* topic (`_simple`): its releases are those of one of its clauses, so the
+        # topics of an atom or clause are written out together (never one by one)
+        self._solo: dict[int, list[int]] = {}  # atom → simple topics with a clause of it
+        self._single: dict[int, list[int]] = {}  # atom → other topics with a clause of it alone
+        self._clause_simple: dict[frozenset[int], list[int]] = {}  # clauses of 2+ atoms
+        self._clause_topics: dict[frozenset[int], list[int]] = {}  # the other topics' ones
         # a clause of 2+ atoms is filed under its two rarest: first → seconds, pair → clauses
         self._partners: dict[int, set[int]] = {}
         self._paired: dict[tuple[int, int], list[frozenset[int]]] = {}
@@ -305,17 +314,18 @@ class TopicIndex:
             self._added[topic_id] = self.serial
             clauses = tuple(frozenset(self._atom(g) for g in clause) for clause in tree.clauses)
             excluded = frozenset(self._atom(g) for g in tree.excluded)
+            simple = _simple(clauses, excluded)
             for clause in clauses:
                 if len(clause) == 1:
-                    self._single.setdefault(next(iter(clause)), []).append(topic_id)
+                    alone = self._solo if simple else self._single
+                    alone.setdefault(next(iter(clause)), []).append(topic_id)
                     continue
-                topics = self._clause_topics.get(clause)
-                if topics is None:
-                    topics = self._clause_topics[clause] = []
+                if clause not in self._clause_simple and clause not in self._clause_topics:
                     first, second = self._anchor(clause)
                     self._paired.setdefault((first, second), []).append(clause)
                     self._partners.setdefault(first, set()).add(second)
-                topics.append(topic_id)
+                table = self._clause_simple if simple else self._clause_topics
+                table.setdefault(clause, []).append(topic_id)
             if excluded:
                 self._excluding[topic_id] = excluded
             self._topics[topic_id] = _Topic(clauses, excluded)
@@ -332,14 +342,13 @@ class TopicIndex:
             return False
         self._added.pop(topic_id, None)
         self._excluding.pop(topic_id, None)
+        simple = _simple(topic.clauses, topic.excluded)
         for clause in topic.clauses:
             if len(clause) == 1:
-                _drop(self._single, next(iter(clause)), topic_id)
+                _drop(self._solo if simple else self._single, next(iter(clause)), topic_id)
                 continue
-            topics = self._clause_topics[clause]
-            topics.remove(topic_id)
-            if not topics:
-                del self._clause_topics[clause]
+            _drop(self._clause_simple if simple else self._clause_topics, clause, topic_id)
+            if clause not in self._clause_simple and clause not in self._clause_topics:
                 first, second = pair = self._anchor(clause)
                 _drop(self._paired, pair, clause)
                 if pair not in self._paired:
@@ -453,15 +462,29 @@ class TopicIndex:
             present = self._atoms([t.body for t in texts])
             for atom, mask in title.items():
                 present[atom] = present.get(atom, 0) | mask
-            matched: dict[int, int] = {}  # topic → releases
+            size = len(texts)
+            # per release: lists of simple topics it matches, without and with the title
+            body_lists: list[list[list[int]]] = [[] for _ in range(size)]
+            title_lists: list[list[list[int]]] = [[] for _ in range(size)]
+            tget = title.get
+            solo = self._solo
+            for atom in solo.keys() & present.keys():
+                topics = solo[atom]
+                titled = tget(atom, 0)
+                for i in _positions(present[atom] & ~titled):
+                    body_lists[i].append(topics)
+                for i in _positions(titled):
+                    title_lists[i].append(topics)
+            matched: dict[int, int] = {}  # other topics → releases
             get = matched.get
             single = self._single
-            for atom in filter(single.__contains__, present):
+            for atom in single.keys() & present.keys():
                 mask = present[atom]
                 for topic_id in single[atom]:
                     matched[topic_id] = get(topic_id, 0) | mask
-            partners, paired, clause_topics = self._partners, self._paired, self._clause_topics
-            for first in filter(partners.__contains__, present):
+            partners, paired = self._partners, self._paired
+            clause_simple, clause_topics = self._clause_simple, self._clause_topics
+            for first in partners.keys() & present.keys():
                 where_first = present[first]
                 for second in partners[first]:
                     both = where_first & present.get(second, 0)
@@ -472,9 +495,20 @@ class TopicIndex:
                         if len(clause) > 2:
                             for atom in clause:
                                 where &= present.get(atom, 0)
-                        if where:
-                            for topic_id in clause_topics[clause]:
-                                matched[topic_id] = get(topic_id, 0) | where
+                        if not where:
+                            continue
+                        simple_topics = clause_simple.get(clause)
+                        if simple_topics:
+                            titled = 0
+                            for atom in clause:
+                                titled |= tget(atom, 0)
+                            titled &= where
+                            for i in _positions(where & ~titled):
+                                body_lists[i].append(simple_topics)
+                            for i in _positions(titled):
+                                title_lists[i].append(simple_topics)
+                        for topic_id in clause_topics.get(clause, ()):
+                            matched[topic_id] = get(topic_id, 0) | where
             excluding = self._excluding
             for topic_id in [t for t in matched if t in excluding]:
                 where = matched[topic_id]
@@ -484,22 +518,51 @@ class TopicIndex:
                     matched[topic_id] = where
                 else:
                     del matched[topic_id]
-            results: list[dict[int, bool]] = [{} for _ in texts]
-            topics = self._topics
+            results = [
+                _flags(body, titled) for body, titled in zip(body_lists, title_lists, strict=True)
+            ]
+            topics_of = self._topics
             for topic_id, where in matched.items():
                 titled = 0
-                for clause in topics[topic_id].clauses:
+                for clause in topics_of[topic_id].clauses:
                     for atom in filter(title.__contains__, clause):
                         titled |= title[atom]
-                while where:
-                    low = where & -where
-                    results[low.bit_length() - 1][topic_id] = bool(titled & low)
-                    where ^= low
+                for i in _positions(where & ~titled):
+                    results[i][topic_id] = False
+                for i in _positions(where & titled):
+                    results[i][topic_id] = True
         return results
 
     def match(self, text: ReleaseText) -> dict[int, bool]:
         """Topics the release matches, each with whether its title mentions the topic."""
         return self.match_many([text])[0]
+
+
+def _simple(clauses: tuple[frozenset[int], ...], excluded: frozenset[int]) -> bool:
+    """A topic whose releases are those of its atoms' (an OR of single atoms or one clause, no
+    exclusion), and whose title flag is any of them in the title: written out per atom or
+    clause, not one by one. Listed under each of its atoms (or its one clause)."""
+    if excluded:
+        return False
+    return len(clauses) == 1 or all(len(clause) == 1 for clause in clauses)
+
+
+_BITS = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def _positions(mask: int) -> Iterable[int]:
+    """The positions of a mask's bits, lowest first (in C: no Python step per bit)."""
+    if mask & (mask - 1) == 0:  # none or one
+        return (mask.bit_length() - 1,) if mask else ()
+    return compress(count(), bin(mask)[:1:-1].encode().translate(_BITS))
+
+
+def _flags(body: list[list[int]], titled: list[list[int]]) -> dict[int, bool]:
+    """{topic: False} for the lists of body-only topics, then {topic: True} for the titled."""
+    flags = dict.fromkeys(chain.from_iterable(body), False)
+    if titled:
+        flags.update(dict.fromkeys(chain.from_iterable(titled), True))
+    return flags
 
 
 def _drop(table: dict[K, list[V]], key: K, value: V) -> None:

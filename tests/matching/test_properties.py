@@ -204,3 +204,28 @@ def test_plain_canonical_forms_take_the_fast_path_and_others_the_full_parser() -
     # unsorted, upper case, a catalogue alias, a prefix too short: the full parser decides
     for text in ("seizure ivory", "Ivory", "customs", "s*", '"a  b"', "a OR"):
         assert _fast_tree(text) is None
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.lists(PIECES, min_size=1, max_size=4), min_size=1, max_size=12),
+    st.lists(st.tuples(TEXTS, TEXTS), min_size=70, max_size=300),
+)
+def test_a_wide_batch_agrees_with_each_query_checked_alone(
+    queries: list[list[str]], texts: list[tuple[str, str]]
+) -> None:
+    # a batch of more releases than a machine word has bits: every position is written out
+    live = {n: c for n, pieces in enumerate(queries) if (c := _canonical(pieces)) is not None}
+    releases = [ReleaseText.of(title, body) for title, body in texts]
+    index = TopicIndex(live.items(), sample=releases[:3])
+    assert index.match_many(releases) == [_naive(live, text) for text in releases]
+
+
+def test_or_of_words_is_in_the_title_when_any_word_is() -> None:
+    index = TopicIndex([(1, parse_query("ivory OR tusk").canonical)])
+    title_word, body_word = ReleaseText.of("Ivory seized", "two tusks"), ReleaseText.of("x", "tusk")
+    assert index.match_many([title_word, body_word, ReleaseText.of("tusk", "ivory")]) == [
+        {1: True},
+        {1: False},
+        {1: True},
+    ]
