@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import TypeVar
+from datetime import datetime, time, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, or_, true
+from sqlalchemy import ColumnElement, Integer, Table, and_, bindparam, cast, func, or_, true, tuple_
 from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -35,7 +37,7 @@ from bot.digest.compose import (
     compose_instant,
     manage_markup,
 )
-from bot.digest.schedule import as_utc, chat_zone, period_start, reschedule
+from bot.digest.schedule import as_utc, chat_zone, next_digest_at, period_start, reschedule
 from bot.models import (
     Chat,
     Frequency,
@@ -45,6 +47,7 @@ from bot.models import (
     Release,
     Subscription,
     Topic,
+    metadata,
     utcnow,
 )
 
@@ -59,7 +62,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 ItemT = TypeVar("ItemT", int, str)
 
-CLAIM_BATCH = 200  # chats claimed per transaction by the tick
+CLAIM_BATCH = 1000  # chats claimed per transaction by the tick
+COMPOSED_CACHE = 4096  # distinct digests a tick keeps composed (same topics, window, language)
+CHAT: Table = metadata.tables["chat"]
 # A scheduled digest covers matches up to this long before the tick. Matching stamps
 # matched_at before its transaction commits (on SQLite it may wait up to 30 s for the write
 # lock); a window ending at the tick could close over a match not yet visible, and the next
@@ -108,12 +113,85 @@ class _Digest:
     newest_seen: datetime | None = None  # latest matched_at among its releases
 
 
+@dataclass(slots=True)
+class _ChatRow:
+    """What queueing reads and writes of a chat: plain data, not an ORM Chat (100,000 of those
+    cost seconds to build). bot.digest.schedule reads it like a Chat."""
+
+    id: int
+    language: str
+    timezone: str
+    digest_time: time
+    digest_weekday: int
+    frequency: str
+    next_digest_at: datetime | None
+    last_digest_at: datetime | None
+
+    @classmethod
+    def of(cls, chat: Chat) -> _ChatRow:
+        assert chat.id is not None
+        return cls(chat.id, *(getattr(chat, name) for name in _CHAT_FIELDS[1:]))
+
+
+_CHAT_FIELDS = (
+    "id",
+    "language",
+    "timezone",
+    "digest_time",
+    "digest_weekday",
+    "frequency",
+    "next_digest_at",
+    "last_digest_at",
+)
+_CHAT_COLUMNS = tuple(CHAT.c[name] for name in _CHAT_FIELDS)
+
+
+async def _load_chats(session: AsyncSession, stmt: Any) -> list[_ChatRow]:
+    from bot.delivery.outbox import fetch_rows
+
+    return [_ChatRow(*row) for row in await fetch_rows(session, stmt)]
+
+
+async def _save_chats(
+    session: AsyncSession,
+    chats: Sequence[_ChatRow],
+    fields: tuple[str, ...] = ("next_digest_at", "last_digest_at"),
+) -> None:
+    """Writes these `fields` of the chats, in one statement per 5,000 chats.
+
+    PostgreSQL: one UPDATE … FROM unnest(arrays); SQLite: one executemany.
+    """
+    if not chats:
+        return
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        for start in range(0, len(chats), 5000):
+            chunk = chats[start : start + 5000]
+            arrays = [cast(bindparam(None, [c.id for c in chunk], ARRAY(Integer)), ARRAY(Integer))]
+            for name in fields:
+                kind = ARRAY(CHAT.c[name].type)
+                arrays.append(cast(bindparam(None, [getattr(c, name) for c in chunk], kind), kind))
+            source = func.unnest(*arrays).table_valued("id", *fields).render_derived()
+            await connection.execute(
+                sa_update(CHAT)
+                .where(CHAT.c.id == source.c.id)
+                .values({name: source.c[name] for name in fields})
+            )
+        return
+    await connection.execute(
+        sa_update(CHAT)
+        .where(CHAT.c.id == bindparam("b_id"))
+        .values({name: bindparam(f"b_{name}") for name in fields}),
+        [{"b_id": c.id, **{f"b_{name}": getattr(c, name) for name in fields}} for c in chats],
+    )
+
+
 def _chunks(ids: Sequence[ItemT]) -> Iterable[Sequence[ItemT]]:
     for start in range(0, len(ids), _IN_CHUNK):
         yield ids[start : start + _IN_CHUNK]
 
 
-def _window_start(chat: Chat, subscribed_at: datetime, *, after_last_digest: bool) -> datetime:
+def _window_start(chat: _ChatRow, subscribed_at: datetime, *, after_last_digest: bool) -> datetime:
     subscribed_at = as_utc(subscribed_at)
     if chat.last_digest_at is None or not after_last_digest:
         return subscribed_at
@@ -121,32 +199,92 @@ def _window_start(chat: Chat, subscribed_at: datetime, *, after_last_digest: boo
 
 
 async def _followed_by_thread(
-    session: AsyncSession, chats: Sequence[Chat], *, after_last_digest: bool = True
+    session: AsyncSession, chats: Sequence[_ChatRow], *, after_last_digest: bool = True
 ) -> dict[int, dict[int, list[_Followed]]]:
     """chat id -> thread id -> what that thread follows, and since when it is news."""
+    from bot.delivery.outbox import fetch_rows
+
     by_id = {chat.id: chat for chat in chats}
     result: dict[int, dict[int, list[_Followed]]] = defaultdict(lambda: defaultdict(list))
-    for ids in _chunks([chat_id for chat_id in by_id if chat_id is not None]):
-        rows = await session.exec(
-            select(Subscription, Topic)
+    for ids in _chunks(list(by_id)):
+        rows = await fetch_rows(
+            session,
+            sa_select(
+                col(Subscription.chat_id),
+                col(Subscription.thread_id),
+                col(Subscription.query_text),
+                col(Subscription.created_at),
+                col(Topic.id),
+                col(Topic.label),
+                col(Topic.query),
+            )
             .join(Topic, col(Topic.id) == col(Subscription.topic_id))
-            .where(col(Subscription.chat_id).in_(ids))
+            .where(col(Subscription.chat_id).in_(ids)),
         )
-        for sub, topic in rows:
-            assert topic.id is not None
-            chat = by_id[sub.chat_id]
-            since = _window_start(chat, sub.created_at, after_last_digest=after_last_digest)
-            result[sub.chat_id][sub.thread_id].append(
-                _Followed(
-                    topic.id,
-                    topic.label,
-                    topic.query,
-                    sub.query_text,
-                    since,
-                    as_utc(sub.created_at),
-                )
+        for chat_id, thread_id, query_text, created_at, topic_id, label, query in rows:
+            created_at = as_utc(created_at)
+            since = _window_start(by_id[chat_id], created_at, after_last_digest=after_last_digest)
+            result[chat_id][thread_id].append(
+                _Followed(topic_id, label, query, query_text, since, created_at)
             )
     return result
+
+
+class _MatchWindow:
+    """The matches of a tick's window (up to `until`), read once per topic for every batch.
+
+    A topic's matches are kept from the earliest start any chat asked for; `_news_to` then
+    picks what is news to each subscription.
+    """
+
+    def __init__(self, until: datetime) -> None:
+        self.until = until
+        self.matches: dict[int, list[_MatchedRelease]] = {}
+        self._after: dict[int, datetime] = {}
+
+    async def of(
+        self, session: AsyncSession, since_by_topic: dict[int, datetime]
+    ) -> dict[int, list[_MatchedRelease]]:
+        missing = {
+            topic_id: since
+            for topic_id, since in since_by_topic.items()
+            if topic_id not in self._after or self._after[topic_id] > since
+        }
+        if missing:
+            after = min(missing.values())
+            found = await _matches_by_topic(
+                session, sorted(missing), seen_after=after, seen_until=self.until
+            )
+            for topic_id in missing:
+                self.matches[topic_id] = found.get(topic_id, [])
+                self._after[topic_id] = after
+        return self.matches
+
+
+ComposedKey = tuple[object, ...]
+
+
+class _Composed:
+    """Digests already composed this tick, at most COMPOSED_CACHE (least recently used go).
+
+    Same language, timezone (the date in the title), topics and window: same text, so 100,000
+    chats following a few popular topics compose a few hundred digests, not 100,000.
+    """
+
+    def __init__(self, size: int = COMPOSED_CACHE) -> None:
+        self.size = size
+        self._items: OrderedDict[ComposedKey, tuple[list[str], _Digest]] = OrderedDict()
+
+    def get(self, key: ComposedKey) -> tuple[list[str], _Digest] | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: ComposedKey, value: tuple[list[str], _Digest]) -> None:
+        self._items[key] = value
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
 
 
 async def _matches_by_topic(
@@ -303,7 +441,7 @@ def _build_digest(
 class _Pending:
     """A composed digest or alert for one (chat, thread), waiting to go into the outbox."""
 
-    chat: Chat
+    chat: _ChatRow
     thread_id: int
     parts: list[str]
     key: str  # the period's dedup key; part i is queued as f"{key}:{i}"
@@ -329,8 +467,11 @@ async def _enqueue_pending(
         queued_before.update(key for key in rows if key is not None)
     candidates = [p for p in pending if f"{p.key}:1" not in queued_before]
     rows_to_queue = []
+    markups: dict[str, str] = {}
     for p in candidates:
-        assert p.chat.id is not None
+        markup = markups.get(p.chat.language)
+        if markup is None:
+            markup = markups[p.chat.language] = manage_markup(p.chat.language)
         for index, text in enumerate(p.parts, start=1):
             last = index == len(p.parts)  # the Manage button ends the digest
             rows_to_queue.append(
@@ -340,7 +481,7 @@ async def _enqueue_pending(
                     kind,
                     p.thread_id,
                     dedup_key=f"{p.key}:{index}",
-                    reply_markup=manage_markup(p.chat.language) if last else None,
+                    reply_markup=markup if last else None,
                 )
             )
     if not rows_to_queue:
@@ -352,30 +493,40 @@ async def _enqueue_pending(
 
 async def _queue_chat_digests(
     session: AsyncSession,
-    chats: Sequence[Chat],
+    chats: Sequence[_ChatRow],
     now: datetime,
     window_end: datetime | None = None,
     thread_id: int | None = None,
+    *,
+    window: _MatchWindow | None = None,
+    composed: _Composed | None = None,
 ) -> dict[int, DigestOutcome]:
     """Composes and queues the digest of every (chat, thread); moves last_digest_at when sent.
 
     The digest holds the matches made up to `window_end` (default: now), and the chat's
     next digest starts there. With `thread_id`, only that forum topic's digest is queued; the
     chat's next digest moves on only if no other topic follows anything (they lose nothing).
+    The chats' last_digest_at is changed on `chats`: the caller writes it (`_save_chats`).
+    A tick passes its `window` and `composed` so that every batch shares them.
     """
     end = window_end or now
+    window = window if window is not None else _MatchWindow(end)
+    assert window.until == end
     followed = await _followed_by_thread(session, chats)
-    everything = [f for threads in followed.values() for subs in threads.values() for f in subs]
     outcomes: dict[int, DigestOutcome] = {}
-    if not everything:
+    since_by_topic: dict[int, datetime] = {}
+    for threads in followed.values():
+        for subs in threads.values():
+            for f in subs:
+                known = since_by_topic.get(f.topic_id)
+                if known is None or f.since < known:
+                    since_by_topic[f.topic_id] = f.since
+    if not since_by_topic:
         return outcomes
-    topic_ids = sorted({f.topic_id for f in everything})
-    earliest = min(f.since for f in everything)
-    matches = await _matches_by_topic(session, topic_ids, seen_after=earliest, seen_until=end)
+    matches = await window.of(session, since_by_topic)
     pending: list[_Pending] = []
     for chat in chats:
-        assert chat.id is not None
-        threads = followed.get(chat.id)
+        threads = followed.get(chat.id) or {}
         if not threads:
             continue
         if thread_id is not None:
@@ -387,27 +538,106 @@ async def _queue_chat_digests(
         start = period_start(chat, now)
         period = start.isoformat() if start is not None else "first"
         for thread in sorted(threads):
-            digest = _build_digest(threads[thread], matches, until=end)
-            if not digest.total:
-                continue
-            parts = compose_digest(
-                digest.sections,
-                language=chat.language,
-                tz=chat_zone(chat),
-                now=now,
-                total=digest.total,
+            subs = threads[thread]
+            key: ComposedKey = (
+                chat.language,
+                chat.timezone,
+                *sorted(
+                    (f.topic_id, f.label, f.query_text, f.since, f.subscribed_at) for f in subs
+                ),
             )
-            key = f"digest:{chat.id}:{thread}:{period}"
-            pending.append(_Pending(chat, thread, parts, key, digest))
+            found = composed.get(key) if composed is not None else None
+            if found is None:
+                digest = _build_digest(subs, matches, until=end)
+                parts = (
+                    compose_digest(
+                        digest.sections,
+                        language=chat.language,
+                        tz=chat_zone(chat),
+                        now=now,
+                        total=digest.total,
+                    )
+                    if digest.total
+                    else []
+                )
+                found = (parts, digest)
+                if composed is not None:
+                    composed.put(key, found)
+            parts, digest = found
+            if not parts:
+                continue
+            key_text = f"digest:{chat.id}:{thread}:{period}"
+            pending.append(_Pending(chat, thread, parts, key_text, digest))
     for queued in await _enqueue_pending(session, pending, kind=MessageKind.digest):
-        assert queued.chat.id is not None
         outcome = outcomes[queued.chat.id]
         outcome.parts_queued += len(queued.parts)
         outcome.releases += queued.digest.total
         if thread_id is None or set(followed.get(queued.chat.id, {})) == {thread_id}:
             queued.chat.last_digest_at = end
-            session.add(queued.chat)
     return outcomes
+
+
+class _Tick:
+    """One run of the schedule tick: claims chats batch by batch, first due first."""
+
+    def __init__(self, now: datetime, window_end: datetime) -> None:
+        self.now = now
+        self.window_end = window_end
+        self.window = _MatchWindow(window_end)
+        self.composed = _Composed()
+        self._next: dict[tuple[str, str, time, int], datetime | None] = {}
+
+    def advance(self, chat: _ChatRow) -> None:
+        """The next digest after NOW (not after the missed one): downtime sends one, not many."""
+        if chat.next_digest_at is not None and as_utc(chat.next_digest_at) > self.now:
+            return
+        # the same for every chat of one timezone, time and frequency: computed once a tick
+        key = (chat.frequency, chat.timezone, chat.digest_time, chat.digest_weekday)
+        if key not in self._next:
+            self._next[key] = next_digest_at(chat, self.now)
+        chat.next_digest_at = self._next[key]
+
+    async def run(
+        self, sessions: SessionFactory, where: ColumnElement[bool], *, by_due: bool, send: bool
+    ) -> int:
+        """Claims the chats `where` says, CLAIM_BATCH a transaction, in (next_digest_at, id)
+        order (`by_due`) or id order; queues their digests (`send`) and advances them."""
+        queued = 0
+        cursor: tuple[datetime | None, int] | None = None
+        when = CHAT.c.next_digest_at.type
+        while True:
+            async with sessions() as session:
+                claim = sa_select(*_CHAT_COLUMNS).where(where)
+                if cursor is not None and by_due:
+                    after = tuple_(bindparam(None, cursor[0], when), bindparam(None, cursor[1]))
+                    claim = claim.where(tuple_(CHAT.c.next_digest_at, CHAT.c.id) > after)
+                elif cursor is not None:
+                    claim = claim.where(CHAT.c.id > cursor[1])
+                order = (CHAT.c.next_digest_at, CHAT.c.id) if by_due else (CHAT.c.id,)
+                claim = (
+                    claim.order_by(*order)
+                    .limit(CLAIM_BATCH)
+                    .with_for_update(of=CHAT, skip_locked=True)
+                )
+                await lock_for_claim(session)
+                chats = await _load_chats(session, claim)
+                if not chats:
+                    return queued
+                cursor = (chats[-1].next_digest_at, chats[-1].id)
+                if send:
+                    outcomes = await _queue_chat_digests(
+                        session,
+                        chats,
+                        self.now,
+                        window_end=self.window_end,
+                        window=self.window,
+                        composed=self.composed,
+                    )
+                    queued += sum(outcome.parts_queued for outcome in outcomes.values())
+                for chat in chats:
+                    self.advance(chat)
+                await _save_chats(session, chats)
+                await session.commit()
 
 
 def _advance_schedule(chat: Chat, now: datetime) -> None:
@@ -421,44 +651,23 @@ async def queue_due_digests(
 ) -> int:
     """Queues the due digests (with `force`: every active unpaused chat's); messages queued.
 
-    Safe to run in several processes at once: each batch of chats is claimed with
-    FOR UPDATE SKIP LOCKED and committed with its outbox rows and its new next_digest_at.
+    The chats that became due first go first. Safe to run in several processes at once:
+    each batch of chats is claimed with FOR UPDATE SKIP LOCKED and committed with its
+    outbox rows and its new next_digest_at.
     """
     now = as_utc(now or utcnow())
-    queued = 0
-    cursor = 0
-    while True:
-        async with sessions() as session:
-            claim = select(Chat).where(
-                col(Chat.id) > cursor, col(Chat.active).is_(True), col(Chat.paused).is_(False)
-            )
-            if not force:
-                claim = claim.where(
-                    col(Chat.frequency).in_(_SCHEDULED),
-                    or_(col(Chat.next_digest_at) <= now, col(Chat.next_digest_at).is_(None)),
-                )
-            claim = (
-                claim.order_by(col(Chat.id)).limit(CLAIM_BATCH).with_for_update(skip_locked=True)
-            )
-            await lock_for_claim(session)
-            chats = list((await session.exec(claim)).all())
-            if not chats:
-                return queued
-            # a chat never scheduled (next_digest_at NULL) is scheduled now, not sent a digest
-            to_send = (
-                chats if force else [chat for chat in chats if chat.next_digest_at is not None]
-            )
-            outcomes = await _queue_chat_digests(
-                session, to_send, now, window_end=now if force else now - MATCH_SETTLE
-            )
-            queued += sum(outcome.parts_queued for outcome in outcomes.values())
-            for chat in chats:
-                _advance_schedule(chat, now)
-                session.add(chat)
-            await session.commit()
-            last_id = chats[-1].id
-            assert last_id is not None
-            cursor = last_id
+    tick = _Tick(now, now if force else now - MATCH_SETTLE)
+    ready = and_(CHAT.c.active.is_(True), CHAT.c.paused.is_(False))
+    if force:
+        return await tick.run(sessions, ready, by_due=False, send=True)
+    scheduled = and_(ready, CHAT.c.frequency.in_(_SCHEDULED))
+    # a chat never scheduled (next_digest_at NULL) is scheduled now, not sent a digest
+    await tick.run(
+        sessions, and_(scheduled, CHAT.c.next_digest_at.is_(None)), by_due=False, send=False
+    )
+    return await tick.run(
+        sessions, and_(scheduled, CHAT.c.next_digest_at <= now), by_due=True, send=True
+    )
 
 
 async def queue_digest_now(
@@ -480,11 +689,13 @@ async def queue_digest_now(
         ).first()
         if chat is None or not chat.active:
             return DigestOutcome(parts_queued=0, releases=0, since=None)
-        outcome = (await _queue_chat_digests(session, [chat], now, thread_id=thread_id)).get(
-            chat_id
-        )
+        row = _ChatRow.of(chat)
+        outcome = (await _queue_chat_digests(session, [row], now, thread_id=thread_id)).get(chat_id)
         if outcome is None:
             return DigestOutcome(parts_queued=0, releases=0, since=None)
+        if row.last_digest_at != chat.last_digest_at:
+            chat.last_digest_at = row.last_digest_at
+            session.add(chat)
         if chat.frequency in _SCHEDULED and not chat.paused:
             _advance_schedule(chat, now)
             session.add(chat)
@@ -512,22 +723,23 @@ async def queue_instant_alerts(
         topic_ids = sorted(topic_rows.all())
         if not topic_ids:
             return 0
-        chats: dict[int, Chat] = {}
+        chats: dict[int, _ChatRow] = {}
         for topics in _chunks(topic_ids):
-            rows = await session.exec(
-                select(Chat)
-                .join(Subscription, col(Subscription.chat_id) == col(Chat.id))
-                .where(
-                    col(Subscription.topic_id).in_(topics),
-                    col(Chat.frequency) == Frequency.instant.value,
-                    col(Chat.active).is_(True),
-                    col(Chat.paused).is_(False),
-                )
+            followers = (
+                sa_select(col(Subscription.chat_id))
+                .where(col(Subscription.topic_id).in_(topics))
                 .distinct()
             )
-            for chat in rows:
-                assert chat.id is not None
-                chats[chat.id] = chat
+            rows = await _load_chats(
+                session,
+                sa_select(*_CHAT_COLUMNS).where(
+                    CHAT.c.id.in_(followers),
+                    CHAT.c.frequency == Frequency.instant.value,
+                    CHAT.c.active.is_(True),
+                    CHAT.c.paused.is_(False),
+                ),
+            )
+            chats.update((chat.id, chat) for chat in rows)
         if not chats:
             return 0
         # an alert is about this poll's releases, whatever the chat's last digest: a poll
@@ -550,6 +762,7 @@ async def queue_instant_alerts(
                 parts = compose_instant(digest.sections, language=chat.language, total=digest.total)
                 key = f"{prefix}:{chat_id}:{thread_id}:{batch}"
                 pending.append(_Pending(chat, thread_id, parts, key, digest))
+        moved: dict[int, _ChatRow] = {}
         for alert in await _enqueue_pending(session, pending, kind=MessageKind.instant):
             queued += len(alert.parts)
             seen = alert.digest.newest_seen
@@ -557,6 +770,7 @@ async def queue_instant_alerts(
             if seen is not None and (last is None or seen > as_utc(last)):
                 # /digest (or send-digests --now) on an instant chat starts after what was alerted
                 alert.chat.last_digest_at = seen
-                session.add(alert.chat)
+                moved[alert.chat.id] = alert.chat
+        await _save_chats(session, list(moved.values()), ("last_digest_at",))
         await session.commit()
     return queued
