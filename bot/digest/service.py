@@ -287,6 +287,50 @@ class _Composed:
             self._items.popitem(last=False)
 
 
+def matches_query(
+    topic_ids: Sequence[int],
+    seen_after: datetime | None = None,
+    seen_until: datetime | None = None,
+    release_ids: Sequence[int] | None = None,
+) -> Any:
+    """The match-window query: the announced releases matched to these topics in
+    (seen_after, seen_until] or corrected in it, or those of `release_ids`."""
+    # the columns a digest shows, not the release's body (kilobytes of text each)
+    query = (
+        sa_select(
+            col(Match.topic_id),
+            col(Match.in_title),
+            col(Match.matched_at),
+            col(Release.id),
+            col(Release.title),
+            col(Release.link),
+            col(Release.summary),
+            col(Release.published_at),
+            col(Release.first_seen_at),
+            col(Release.corrected_at),
+            col(Release.revision),
+        )
+        .join(Release, col(Release.id) == col(Match.release_id))
+        .where(col(Match.topic_id).in_(topic_ids), col(Release.announce).is_(True))
+    )
+    # a match made in the window, or a release corrected in it (see _build_digest)
+    matched_in = and_(
+        true(),
+        *(() if seen_after is None else (col(Match.matched_at) > seen_after,)),
+        *(() if seen_until is None else (col(Match.matched_at) <= seen_until,)),
+    )
+    if seen_after is not None or seen_until is not None:
+        corrected_in = and_(
+            col(Release.corrected_at).is_not(None),
+            *(() if seen_after is None else (col(Release.corrected_at) > seen_after,)),
+            *(() if seen_until is None else (col(Release.corrected_at) <= seen_until,)),
+        )
+        query = query.where(or_(matched_in, corrected_in))
+    if release_ids is not None:
+        query = query.where(col(Match.release_id).in_(release_ids))
+    return query
+
+
 async def _matches_by_topic(
     session: AsyncSession,
     topic_ids: Sequence[int],
@@ -302,39 +346,7 @@ async def _matches_by_topic(
     id_chunks = list(_chunks(release_ids)) if release_ids is not None else [None]
     for topics in _chunks(topic_ids):
         for releases in id_chunks:
-            # the columns a digest shows, not the release's body (kilobytes of text each)
-            query = (
-                sa_select(
-                    col(Match.topic_id),
-                    col(Match.in_title),
-                    col(Match.matched_at),
-                    col(Release.id),
-                    col(Release.title),
-                    col(Release.link),
-                    col(Release.summary),
-                    col(Release.published_at),
-                    col(Release.first_seen_at),
-                    col(Release.corrected_at),
-                    col(Release.revision),
-                )
-                .join(Release, col(Release.id) == col(Match.release_id))
-                .where(col(Match.topic_id).in_(topics), col(Release.announce).is_(True))
-            )
-            # a match made in the window, or a release corrected in it (see _build_digest)
-            matched_in = and_(
-                true(),
-                *(() if seen_after is None else (col(Match.matched_at) > seen_after,)),
-                *(() if seen_until is None else (col(Match.matched_at) <= seen_until,)),
-            )
-            if seen_after is not None or seen_until is not None:
-                corrected_in = and_(
-                    col(Release.corrected_at).is_not(None),
-                    *(() if seen_after is None else (col(Release.corrected_at) > seen_after,)),
-                    *(() if seen_until is None else (col(Release.corrected_at) <= seen_until,)),
-                )
-                query = query.where(or_(matched_in, corrected_in))
-            if releases is not None:
-                query = query.where(col(Match.release_id).in_(releases))
+            query = matches_query(topics, seen_after, seen_until, releases)
             for row in await fetch_rows(session, query):
                 topic_id, in_title, matched_at, release_id, title, link, summary = row[:7]
                 published_at, first_seen_at, corrected_at, revision = row[7:]
@@ -577,6 +589,33 @@ async def _queue_chat_digests(
     return outcomes
 
 
+def due_chats_condition(now: datetime) -> ColumnElement[bool]:
+    """Chats whose scheduled digest is due at `now`."""
+    return and_(
+        CHAT.c.active.is_(True),
+        CHAT.c.paused.is_(False),
+        CHAT.c.frequency.in_(_SCHEDULED),
+        CHAT.c.next_digest_at <= now,
+    )
+
+
+def claim_chats_query(
+    where: ColumnElement[bool], cursor: tuple[datetime | None, int] | None, *, by_due: bool
+) -> Any:
+    """The tick's claim: the next CLAIM_BATCH chats `where` says after `cursor`, locked
+    (SKIP LOCKED), in (next_digest_at, id) order (`by_due`: ix_chat_next_digest_at_id) or id."""
+    claim = sa_select(*_CHAT_COLUMNS).where(where)
+    if cursor is not None and by_due:
+        after = tuple_(
+            bindparam(None, cursor[0], CHAT.c.next_digest_at.type), bindparam(None, cursor[1])
+        )
+        claim = claim.where(tuple_(CHAT.c.next_digest_at, CHAT.c.id) > after)
+    elif cursor is not None:
+        claim = claim.where(CHAT.c.id > cursor[1])
+    order = (CHAT.c.next_digest_at, CHAT.c.id) if by_due else (CHAT.c.id,)
+    return claim.order_by(*order).limit(CLAIM_BATCH).with_for_update(of=CHAT, skip_locked=True)
+
+
 class _Tick:
     """One run of the schedule tick: claims chats batch by batch, first due first."""
 
@@ -604,21 +643,9 @@ class _Tick:
         order (`by_due`) or id order; queues their digests (`send`) and advances them."""
         queued = 0
         cursor: tuple[datetime | None, int] | None = None
-        when = CHAT.c.next_digest_at.type
         while True:
             async with sessions() as session:
-                claim = sa_select(*_CHAT_COLUMNS).where(where)
-                if cursor is not None and by_due:
-                    after = tuple_(bindparam(None, cursor[0], when), bindparam(None, cursor[1]))
-                    claim = claim.where(tuple_(CHAT.c.next_digest_at, CHAT.c.id) > after)
-                elif cursor is not None:
-                    claim = claim.where(CHAT.c.id > cursor[1])
-                order = (CHAT.c.next_digest_at, CHAT.c.id) if by_due else (CHAT.c.id,)
-                claim = (
-                    claim.order_by(*order)
-                    .limit(CLAIM_BATCH)
-                    .with_for_update(of=CHAT, skip_locked=True)
-                )
+                claim = claim_chats_query(where, cursor, by_due=by_due)
                 await lock_for_claim(session)
                 chats = await _load_chats(session, claim)
                 if not chats:
@@ -660,14 +687,10 @@ async def queue_due_digests(
     ready = and_(CHAT.c.active.is_(True), CHAT.c.paused.is_(False))
     if force:
         return await tick.run(sessions, ready, by_due=False, send=True)
-    scheduled = and_(ready, CHAT.c.frequency.in_(_SCHEDULED))
     # a chat never scheduled (next_digest_at NULL) is scheduled now, not sent a digest
-    await tick.run(
-        sessions, and_(scheduled, CHAT.c.next_digest_at.is_(None)), by_due=False, send=False
-    )
-    return await tick.run(
-        sessions, and_(scheduled, CHAT.c.next_digest_at <= now), by_due=True, send=True
-    )
+    never = and_(ready, CHAT.c.frequency.in_(_SCHEDULED), CHAT.c.next_digest_at.is_(None))
+    await tick.run(sessions, never, by_due=False, send=False)
+    return await tick.run(sessions, due_chats_condition(now), by_due=True, send=True)
 
 
 async def queue_digest_now(
