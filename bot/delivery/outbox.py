@@ -139,11 +139,14 @@ async def enqueue_many(session: AsyncSession, rows: Sequence[OutboxRow]) -> list
     postgres = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(rows), ENQUEUE_CHUNK):
         chunk = [_row_values(row, now) for row in rows[start : start + ENQUEUE_CHUNK]]
+        insert = _insert_ignoring_duplicates(session)
         if postgres:
-            stmt = _insert_unnest(_insert_ignoring_duplicates(session), chunk)
-        else:
-            stmt = _insert_ignoring_duplicates(session).values(chunk)
-        inserted.extend((await session.exec(stmt.returning(OUTBOX.c.dedup_key))).scalars())
+            stmt = _insert_unnest(insert, chunk).returning(OUTBOX.c.dedup_key)
+            inserted.extend((await session.exec(stmt)).scalars())
+        else:  # executemany: compiled once, sent in batches (SQLAlchemy's insertmanyvalues)
+            connection = await session.connection()
+            result = await connection.execute(insert.returning(OUTBOX.c.dedup_key), chunk)
+            inserted.extend(result.scalars())
     return inserted
 
 

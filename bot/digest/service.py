@@ -14,7 +14,9 @@ title, then the most specific (the longest canonical query), then the first by l
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
+from bisect import bisect_right
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -233,32 +235,51 @@ async def _followed_by_thread(
 class _MatchWindow:
     """The matches of a tick's window (up to `until`), read once per topic for every batch.
 
-    A topic's matches are kept from the earliest start any chat asked for; `_news_to` then
-    picks what is news to each subscription.
+    A topic's matches are kept from the earliest start any chat asked for, in matched_at
+    order, so that `news` finds a subscription's few news by bisection, not by reading a
+    topic's whole history for every chat.
     """
 
     def __init__(self, until: datetime) -> None:
         self.until = until
         self.matches: dict[int, list[_MatchedRelease]] = {}
         self._after: dict[int, datetime] = {}
+        self._times: dict[int, list[datetime]] = {}
+        self._corrected: dict[int, list[_MatchedRelease]] = {}
 
-    async def of(
-        self, session: AsyncSession, since_by_topic: dict[int, datetime]
-    ) -> dict[int, list[_MatchedRelease]]:
+    async def load(self, session: AsyncSession, since_by_topic: dict[int, datetime]) -> None:
+        """Reads the matches of the topics not read yet from early enough."""
         missing = {
             topic_id: since
             for topic_id, since in since_by_topic.items()
             if topic_id not in self._after or self._after[topic_id] > since
         }
-        if missing:
-            after = min(missing.values())
-            found = await _matches_by_topic(
-                session, sorted(missing), seen_after=after, seen_until=self.until
-            )
-            for topic_id in missing:
-                self.matches[topic_id] = found.get(topic_id, [])
-                self._after[topic_id] = after
-        return self.matches
+        if not missing:
+            return
+        after = min(missing.values())
+        found = await _matches_by_topic(
+            session, sorted(missing), seen_after=after, seen_until=self.until
+        )
+        for topic_id in missing:
+            matches = sorted(found.get(topic_id, ()), key=lambda m: m.matched_at)
+            self.matches[topic_id] = matches
+            self._times[topic_id] = [m.matched_at for m in matches]
+            self._corrected[topic_id] = [m for m in matches if m.corrected_at is not None]
+            self._after[topic_id] = after
+
+    def news(self, topic: _Followed) -> list[tuple[_MatchedRelease, str]]:
+        """The matches of `topic` that are news to its subscriber, with `_news_to`'s answer."""
+        matches = self.matches.get(topic.topic_id, [])
+        first = bisect_right(self._times.get(topic.topic_id, []), topic.since)
+        candidates = matches[first:] + [
+            m for m in self._corrected.get(topic.topic_id, ()) if m.matched_at <= topic.since
+        ]
+        found = []
+        for matched in candidates:
+            news = _news_to(topic, matched, self.until, False)
+            if news is not None:
+                found.append((matched, news))
+        return found
 
 
 ComposedKey = tuple[object, ...]
@@ -394,19 +415,42 @@ def _news_to(
     return None
 
 
+News = dict[int, list[tuple[_MatchedRelease, str]]]  # topic id -> its news, "new"/"corrected"
+
+
+def _news_of(
+    followed: list[_Followed],
+    matches: dict[int, list[_MatchedRelease]],
+    until: datetime | None,
+    corrections_only: bool,
+) -> News:
+    news: News = {}
+    for topic in followed:
+        found = []
+        for matched in matches.get(topic.topic_id, ()):
+            kind = _news_to(topic, matched, until, corrections_only)
+            if kind is not None:
+                found.append((matched, kind))
+        news[topic.topic_id] = found
+    return news
+
+
 def _build_digest(
     followed: list[_Followed],
     matches: dict[int, list[_MatchedRelease]],
     *,
     until: datetime | None = None,
     corrections_only: bool = False,
+    news: News | None = None,
 ) -> _Digest:
     """Each release once, under its best topic; sections by label, releases newest first.
 
     A release the chat had already received and that was corrected since comes again,
     marked (`until`: the window's end for corrections). With `corrections_only` (instant
-    alerts about corrections) only those.
+    alerts about corrections) only those. `news`: what `_news_of` says, already known.
     """
+    if news is None:
+        news = _news_of(followed, matches, until, corrections_only)
     # topics from most to least specific (longest canonical query), then by label
     by_specificity = sorted(
         followed, key=lambda f: (-len(f.canonical), f.label.casefold(), f.topic_id)
@@ -415,17 +459,15 @@ def _build_digest(
     corrected: set[int] = set()  # releases the chat had, through any of its topics
     newest_seen: datetime | None = None
     for position, topic in enumerate(by_specificity):
-        for matched in matches.get(topic.topic_id, ()):
-            news = _news_to(topic, matched, until, corrections_only)
-            if news is None:
-                continue
-            if news == "corrected":
-                corrected.add(matched.item.release_id)
-            rank = (not matched.item.in_title, position)  # a title match first
-            current = best.get(matched.item.release_id)
+        for matched, kind in news.get(topic.topic_id, ()):
+            item = matched.item
+            if kind == "corrected":
+                corrected.add(item.release_id)
+            rank = (not item.in_title, position)  # a title match first
+            current = best.get(item.release_id)
             if current is None or rank < current[0]:
-                best[matched.item.release_id] = (rank, topic, matched.item)
-            seen = matched.corrected_at if news == "corrected" else matched.matched_at
+                best[item.release_id] = (rank, topic, item)
+            seen = matched.corrected_at if kind == "corrected" else matched.matched_at
             if seen is not None and (newest_seen is None or seen > newest_seen):
                 newest_seen = seen
     by_topic: dict[int, tuple[_Followed, list[DigestItem]]] = {}
@@ -437,12 +479,14 @@ def _build_digest(
     for topic, items in sorted(
         by_topic.values(), key=lambda entry: (entry[0].label.casefold(), entry[0].topic_id)
     ):
-        items.sort(key=lambda item: (item.published_at, item.release_id), reverse=True)
+        shown = heapq.nlargest(
+            MAX_ITEMS_PER_TOPIC, items, key=lambda item: (item.published_at, item.release_id)
+        )
         sections.append(
             DigestSection(
                 topic_label=topic.label,
                 topic_query=topic.query_text,
-                items=items[:MAX_ITEMS_PER_TOPIC],
+                items=shown,
                 more=max(len(items) - MAX_ITEMS_PER_TOPIC, 0),
             )
         )
@@ -535,7 +579,7 @@ async def _queue_chat_digests(
                     since_by_topic[f.topic_id] = f.since
     if not since_by_topic:
         return outcomes
-    matches = await window.of(session, since_by_topic)
+    await window.load(session, since_by_topic)
     pending: list[_Pending] = []
     for chat in chats:
         threads = followed.get(chat.id) or {}
@@ -551,16 +595,28 @@ async def _queue_chat_digests(
         period = start.isoformat() if start is not None else "first"
         for thread in sorted(threads):
             subs = threads[thread]
+            news = {f.topic_id: window.news(f) for f in subs}
+            if not any(news.values()):
+                continue
+            # what the digest is made of: the same for every chat with the same news (a
+            # topic with none adds nothing to it, and nothing to the ranking of the others)
+            subs = [f for f in subs if news[f.topic_id]]
             key: ComposedKey = (
                 chat.language,
                 chat.timezone,
                 *sorted(
-                    (f.topic_id, f.label, f.query_text, f.since, f.subscribed_at) for f in subs
+                    (
+                        f.topic_id,
+                        f.label,
+                        f.query_text,
+                        tuple((m.item.release_id, kind) for m, kind in news[f.topic_id]),
+                    )
+                    for f in subs
                 ),
             )
             found = composed.get(key) if composed is not None else None
             if found is None:
-                digest = _build_digest(subs, matches, until=end)
+                digest = _build_digest(subs, {}, until=end, news=news)
                 parts = (
                     compose_digest(
                         digest.sections,
