@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Integer, Table, and_, bindparam, cast, func, or_, true, tuple_
@@ -581,6 +581,7 @@ async def _queue_chat_digests(
         return outcomes
     await window.load(session, since_by_topic)
     pending: list[_Pending] = []
+    days: dict[str, date] = {}
     for chat in chats:
         threads = followed.get(chat.id) or {}
         if not threads:
@@ -601,9 +602,12 @@ async def _queue_chat_digests(
             # what the digest is made of: the same for every chat with the same news (a
             # topic with none adds nothing to it, and nothing to the ranking of the others)
             subs = [f for f in subs if news[f.topic_id]]
+            local_day = days.get(chat.timezone)
+            if local_day is None:  # the title's date: the timezone matters through it alone
+                local_day = days[chat.timezone] = now.astimezone(chat_zone(chat)).date()
             key: ComposedKey = (
                 chat.language,
-                chat.timezone,
+                local_day,
                 *sorted(
                     (
                         f.topic_id,
