@@ -311,7 +311,7 @@ async def _explain_after(url: str) -> None:
         await _explain(
             conn,
             f"the outbox claim (queued rows, 2 x 50 for a sender; {queued:,} in the outbox)",
-            claim_queries(NOW + timedelta(minutes=1), 100)[1],
+            claim_queries(datetime.now(UTC) + timedelta(minutes=1), 100)[1],
         )
     await engine.dispose()
 

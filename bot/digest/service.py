@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Integer, Table, and_, bindparam, cast, func, or_, true, tuple_
@@ -232,6 +232,9 @@ async def _followed_by_thread(
     return result
 
 
+_NewsFound = tuple[list[tuple[_MatchedRelease, str]], int, datetime | None]
+
+
 class _MatchWindow:
     """The matches of a tick's window (up to `until`), read once per topic for every batch.
 
@@ -246,6 +249,8 @@ class _MatchWindow:
         self._after: dict[int, datetime] = {}
         self._times: dict[int, list[datetime]] = {}
         self._corrected: dict[int, list[_MatchedRelease]] = {}
+        self._news: dict[tuple[int, datetime], _NewsFound] = {}
+        self._tokens: dict[tuple[tuple[int, str], ...], int] = {}
 
     async def load(self, session: AsyncSession, since_by_topic: dict[int, datetime]) -> None:
         """Reads the matches of the topics not read yet from early enough."""
@@ -256,6 +261,8 @@ class _MatchWindow:
         }
         if not missing:
             return
+        for key in [key for key in self._news if key[0] in missing]:
+            del self._news[key]  # read again from further back: worked out again
         after = min(missing.values())
         found = await _matches_by_topic(
             session, sorted(missing), seen_after=after, seen_until=self.until
@@ -267,8 +274,25 @@ class _MatchWindow:
             self._corrected[topic_id] = [m for m in matches if m.corrected_at is not None]
             self._after[topic_id] = after
 
-    def news(self, topic: _Followed) -> list[tuple[_MatchedRelease, str]]:
-        """The matches of `topic` that are news to its subscriber, with `_news_to`'s answer."""
+    def news(self, topic: _Followed) -> tuple[list[tuple[_MatchedRelease, str]], int]:
+        """The matches of `topic` that are news to its subscriber, with `_news_to`'s answer,
+        and a number naming that list (equal lists, equal numbers: a composed digest's key).
+
+        Worked out once per (topic, window start): a subscription older than every release
+        in it (nearly all) gets the shared answer.
+        """
+        key = (topic.topic_id, topic.since)
+        shared = self._news.get(key)
+        if shared is None:
+            shared = self._news[key] = self._news_for(replace(topic, subscribed_at=_EPOCH))
+        found, token, oldest = shared
+        if oldest is None or topic.subscribed_at < oldest:
+            return found, token
+        return self._news_for(topic)[:2]  # subscribed after some release was first seen
+
+    def _news_for(
+        self, topic: _Followed
+    ) -> tuple[list[tuple[_MatchedRelease, str]], int, datetime | None]:
         matches = self.matches.get(topic.topic_id, [])
         first = bisect_right(self._times.get(topic.topic_id, []), topic.since)
         candidates = matches[first:] + [
@@ -279,7 +303,13 @@ class _MatchWindow:
             news = _news_to(topic, matched, self.until, False)
             if news is not None:
                 found.append((matched, news))
-        return found
+        ids = tuple((m.item.release_id, news) for m, news in found)
+        token = self._tokens.setdefault(ids, len(self._tokens))
+        oldest = min((m.first_seen_at for m, _ in found), default=None)
+        return found, token, oldest
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 ComposedKey = tuple[object, ...]
@@ -502,6 +532,8 @@ class _Pending:
     parts: list[str]
     key: str  # the period's dedup key; part i is queued as f"{key}:{i}"
     digest: _Digest
+    # a scheduled digest waits in line from when it became due: first due, first sent
+    not_before: datetime | None = None
 
 
 async def _enqueue_pending(
@@ -537,6 +569,7 @@ async def _enqueue_pending(
                     kind,
                     p.thread_id,
                     dedup_key=f"{p.key}:{index}",
+                    not_before=p.not_before,
                     reply_markup=markup if last else None,
                 )
             )
@@ -556,6 +589,7 @@ async def _queue_chat_digests(
     *,
     window: _MatchWindow | None = None,
     composed: _Composed | None = None,
+    due_order: bool = False,
 ) -> dict[int, DigestOutcome]:
     """Composes and queues the digest of every (chat, thread); moves last_digest_at when sent.
 
@@ -563,7 +597,8 @@ async def _queue_chat_digests(
     next digest starts there. With `thread_id`, only that forum topic's digest is queued; the
     chat's next digest moves on only if no other topic follows anything (they lose nothing).
     The chats' last_digest_at is changed on `chats`: the caller writes it (`_save_chats`).
-    A tick passes its `window` and `composed` so that every batch shares them.
+    A tick passes its `window` and `composed` so that every batch shares them, and
+    `due_order`: each digest takes its place in the outbox's line at its chat's due time.
     """
     end = window_end or now
     window = window if window is not None else _MatchWindow(end)
@@ -596,28 +631,21 @@ async def _queue_chat_digests(
         period = start.isoformat() if start is not None else "first"
         for thread in sorted(threads):
             subs = threads[thread]
-            news = {f.topic_id: window.news(f) for f in subs}
-            if not any(news.values()):
+            news: News = {}
+            tokens = []
+            for f in subs:
+                pairs, token = window.news(f)
+                if pairs:  # a topic without news adds nothing, nor changes the others' ranks
+                    news[f.topic_id] = pairs
+                    tokens.append((f.topic_id, f.label, f.query_text, token))
+            if not news:
                 continue
-            # what the digest is made of: the same for every chat with the same news (a
-            # topic with none adds nothing to it, and nothing to the ranking of the others)
-            subs = [f for f in subs if news[f.topic_id]]
+            subs = [f for f in subs if f.topic_id in news]
             local_day = days.get(chat.timezone)
             if local_day is None:  # the title's date: the timezone matters through it alone
                 local_day = days[chat.timezone] = now.astimezone(chat_zone(chat)).date()
-            key: ComposedKey = (
-                chat.language,
-                local_day,
-                *sorted(
-                    (
-                        f.topic_id,
-                        f.label,
-                        f.query_text,
-                        tuple((m.item.release_id, kind) for m, kind in news[f.topic_id]),
-                    )
-                    for f in subs
-                ),
-            )
+            # what the digest is made of: the same for every chat with the same news
+            key: ComposedKey = (chat.language, local_day, *sorted(tokens))
             found = composed.get(key) if composed is not None else None
             if found is None:
                 digest = _build_digest(subs, {}, until=end, news=news)
@@ -639,7 +667,9 @@ async def _queue_chat_digests(
             if not parts:
                 continue
             key_text = f"digest:{chat.id}:{thread}:{period}"
-            pending.append(_Pending(chat, thread, parts, key_text, digest))
+            due = chat.next_digest_at if due_order else None
+            in_line = min(as_utc(due), now) if due is not None else None
+            pending.append(_Pending(chat, thread, parts, key_text, digest, in_line))
     for queued in await _enqueue_pending(session, pending, kind=MessageKind.digest):
         outcome = outcomes[queued.chat.id]
         outcome.parts_queued += len(queued.parts)
@@ -719,6 +749,7 @@ class _Tick:
                         window_end=self.window_end,
                         window=self.window,
                         composed=self.composed,
+                        due_order=by_due,
                     )
                     queued += sum(outcome.parts_queued for outcome in outcomes.values())
                 for chat in chats:

@@ -119,14 +119,14 @@ async def test_in_a_rush_the_chats_due_first_are_queued_and_sent_first(
 
     assert await queue_due_digests(any_sessions, NOW) == len(due_after)
 
-    async with any_sessions() as session:
+    async with any_sessions() as session:  # each digest waits in line from its due time
         queued = (
             await session.exec(
                 select(Chat.telegram_id)
                 .join(OutboxMessage, col(OutboxMessage.chat_id) == col(Chat.id))
-                .order_by(col(OutboxMessage.id))
+                .order_by(col(OutboxMessage.not_before), col(OutboxMessage.id))
             )
         ).all()
     assert list(queued) == by_due
-    claimed = await claim_due_messages(any_sessions, 3, datetime.now(UTC), LEASE)
-    assert [m.telegram_chat_id for m in claimed] == by_due[:3]
+    claimed = await claim_due_messages(any_sessions, 6, datetime.now(UTC), LEASE)
+    assert [m.telegram_chat_id for m in claimed] == by_due
