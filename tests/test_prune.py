@@ -150,5 +150,6 @@ def test_a_match_retention_shorter_than_two_weekly_windows_is_refused(days: int)
 
 
 def test_an_outbox_retention_below_a_day_is_refused() -> None:
-    with pytest.raises(ConfigError, match="^OUTBOX_RETENTION_DAYS"):
+    with pytest.raises(ConfigError) as refused:
         load_settings(outbox_retention_days=0)
+    assert str(refused.value).startswith("OUTBOX_RETENTION_DAYS: ")
