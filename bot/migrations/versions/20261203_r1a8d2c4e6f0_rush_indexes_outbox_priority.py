@@ -25,36 +25,32 @@ _PRIORITY = {"notice": 0, "instant": 1, "digest": 2, "broadcast": 3}
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("outbox") as batch_op:
-        batch_op.add_column(
-            sa.Column("priority", sa.Integer(), nullable=False, server_default="2")
-        )
+    # plain ALTER TABLE ADD COLUMN and CREATE/DROP INDEX: SQLite needs no table copy for these
+    # (the server default stays: every insert sets priority; old rows get theirs below)
+    op.add_column(
+        "outbox", sa.Column("priority", sa.Integer(), nullable=False, server_default="2")
+    )
     outbox = sa.table("outbox", sa.column("kind", sa.String), sa.column("priority", sa.Integer))
     for kind, priority in _PRIORITY.items():
         if priority != 2:
             op.execute(outbox.update().where(outbox.c.kind == kind).values(priority=priority))
-    with op.batch_alter_table("outbox") as batch_op:
-        batch_op.alter_column("priority", server_default=None)
-        batch_op.drop_index("ix_outbox_state_not_before")
-        batch_op.create_index(
-            "ix_outbox_state_priority_not_before",
-            ["state", "priority", "not_before", "id"],
-            unique=False,
-        )
-    with op.batch_alter_table("chat") as batch_op:
-        batch_op.drop_index("ix_chat_next_digest_at")
-        batch_op.create_index("ix_chat_next_digest_at_id", ["next_digest_at", "id"], unique=False)
-    with op.batch_alter_table("match") as batch_op:
-        batch_op.create_index("ix_match_matched_at", ["matched_at"], unique=False)
+    op.drop_index("ix_outbox_state_not_before", table_name="outbox")
+    op.create_index(
+        "ix_outbox_state_priority_not_before",
+        "outbox",
+        ["state", "priority", "not_before", "id"],
+        unique=False,
+    )
+    op.drop_index("ix_chat_next_digest_at", table_name="chat")
+    op.create_index("ix_chat_next_digest_at_id", "chat", ["next_digest_at", "id"], unique=False)
+    op.create_index("ix_match_matched_at", "match", ["matched_at"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("match") as batch_op:
-        batch_op.drop_index("ix_match_matched_at")
-    with op.batch_alter_table("chat") as batch_op:
-        batch_op.drop_index("ix_chat_next_digest_at_id")
-        batch_op.create_index("ix_chat_next_digest_at", ["next_digest_at"], unique=False)
+    op.drop_index("ix_match_matched_at", table_name="match")
+    op.drop_index("ix_chat_next_digest_at_id", table_name="chat")
+    op.create_index("ix_chat_next_digest_at", "chat", ["next_digest_at"], unique=False)
+    op.drop_index("ix_outbox_state_priority_not_before", table_name="outbox")
+    op.create_index("ix_outbox_state_not_before", "outbox", ["state", "not_before"], unique=False)
     with op.batch_alter_table("outbox") as batch_op:
-        batch_op.drop_index("ix_outbox_state_priority_not_before")
-        batch_op.create_index("ix_outbox_state_not_before", ["state", "not_before"], unique=False)
         batch_op.drop_column("priority")
