@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-ALL = ("ingest", "matching", "compose", "sender", "senders", "telegram", "frontdoor")
+ALL = ("ingest", "matching", "compose", "rush", "sender", "senders", "telegram", "frontdoor")
 
 
 def main(argv: list[str]) -> int:

@@ -21,6 +21,8 @@ HKSAR_FEEDS = (
 _TIME_RE = re.compile(r"([0-9]{1,2})(?:[:.h]?([0-9]{2}))?\s*(am|pm|a\.m\.|p\.m\.)?")
 
 
+# twice a weekly digest's window: a weekly digest missed once (downtime) still finds its matches
+MIN_MATCH_RETENTION_DAYS = 14
 _TOKEN_SHAPE = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
 
 
@@ -87,6 +89,10 @@ class Settings(BaseSettings):
     # seconds a sender's claim lasts unless renewed (every lease/4): a killed sender's
     # messages go out again after at most this long
     send_lease: float = Field(20.0, ge=1)
+    # days the outbox keeps sent, failed and dropped messages; the match table keeps matches
+    # (bot.prune); matches must outlive the longest digest window (see _match_retention)
+    outbox_retention_days: int = Field(30, ge=1)
+    match_retention_days: int = 90
 
     @field_validator("feeds", mode="before")
     @classmethod
@@ -115,6 +121,17 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, "Asia"
             raise ValueError(f"{value!r} is not an IANA timezone like Asia/Hong_Kong") from None
+        return value
+
+    @field_validator("match_retention_days")
+    @classmethod
+    def _match_retention(cls, value: int) -> int:
+        if value < MIN_MATCH_RETENTION_DAYS:
+            raise ValueError(
+                f"must be at least {MIN_MATCH_RETENTION_DAYS} days (got {value}): a weekly "
+                "digest covers 7 days and a missed one more, and a digest cannot show a "
+                "match already pruned"
+            )
         return value
 
     @field_validator("default_digest_time")

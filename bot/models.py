@@ -50,6 +50,16 @@ class MessageKind(StrEnum):
     notice = "notice"
 
 
+# the order the outbox sends in, lower first: a notice answers something the chat just did,
+# an instant alert is news now, a digest was due at its time, a broadcast can wait
+PRIORITY: dict[str, int] = {
+    MessageKind.notice: 0,
+    MessageKind.instant: 1,
+    MessageKind.digest: 2,
+    MessageKind.broadcast: 3,
+}
+
+
 class MessageState(StrEnum):
     queued = "queued"  # waiting for its turn (not_before)
     sending = "sending"  # claimed by a sender until claimed_until
@@ -148,6 +158,9 @@ class FeedEntry(SQLModel, table=True):
 
 
 class Chat(SQLModel, table=True):
+    # the schedule tick claims due chats in (next_digest_at, id) order: the first due go first
+    __table_args__ = (Index("ix_chat_next_digest_at_id", "next_digest_at", "id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     # Telegram's chat id; it changes when a group migrates to a supergroup
     telegram_id: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
@@ -160,7 +173,7 @@ class Chat(SQLModel, table=True):
     frequency: str = Field(default=Frequency.daily, max_length=16)
     paused: bool = False
     active: bool = True  # False once Telegram says the bot was blocked or the chat is gone
-    next_digest_at: datetime | None = Field(default=None, index=True)
+    next_digest_at: datetime | None = None
     last_digest_at: datetime | None = None
     # earliest time the sender may send to this chat again (per-chat pacing shared by workers)
     next_send_at: datetime | None = None
@@ -203,7 +216,11 @@ class Subscription(SQLModel, table=True):
 class Match(SQLModel, table=True):
     """A release matched a topic; digests are a join on this table, never a re-match."""
 
-    __table_args__ = (Index("ix_match_topic_release", "topic_id", "release_id"),)
+    __table_args__ = (
+        Index("ix_match_topic_release", "topic_id", "release_id"),
+        # the digest window (matched_at) and the pruning of old matches
+        Index("ix_match_matched_at", "matched_at"),
+    )
 
     release_id: int = Field(
         sa_column=Column(Integer, ForeignKey("release.id", ondelete="CASCADE"), primary_key=True)
@@ -233,7 +250,10 @@ class OutboxMessage(SQLModel, table=True):
     """Every outgoing digest, alert and broadcast: one durable queue."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_state_not_before", "state", "not_before"),)
+    # senders claim in (priority, not_before, id) order among the queued rows
+    __table_args__ = (
+        Index("ix_outbox_state_priority_not_before", "state", "priority", "not_before", "id"),
+    )
 
     id: int | None = Field(
         default=None,
@@ -248,6 +268,8 @@ class OutboxMessage(SQLModel, table=True):
     )
     thread_id: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     kind: str = Field(default=MessageKind.digest, max_length=16)
+    # lower goes first: notices, then instant alerts, digests, broadcasts (PRIORITY by kind)
+    priority: int = 2
     text: str = Field(sa_column=Column(Text, nullable=False))  # Telegram HTML
     # the message's buttons as Bot API JSON (an InlineKeyboardMarkup), e.g. a digest's Manage
     reply_markup: str | None = Field(default=None, sa_column=Column(Text))

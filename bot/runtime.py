@@ -48,6 +48,7 @@ Job = Callable[[], Awaitable[None]]
 ROLES = ("updates", "poller", "scheduler", "sender")
 POLL_TICK_SECONDS = 15.0  # the poller claims only the feeds that are due
 DIGEST_TICK_SECONDS = 30.0
+PRUNE_INTERVAL_SECONDS = 3600.0  # the scheduler prunes the outbox and the matches (bot.prune)
 SENDER_STOP_TIMEOUT = 8.0  # with the updater's, inside SIGTERM's 10 s
 TICK_STOP_TIMEOUT = 5.0  # a tick still running at SIGTERM is cancelled after this
 # a CLI run should end: after this, what is still queued (long backoffs) waits for `run`
@@ -123,6 +124,7 @@ async def serve(
     """
     from bot.digest.service import queue_due_digests
     from bot.pipeline import poll_due
+    from bot.prune import prune
 
     limits = limits or DeliveryLimits.from_settings(settings)
     budget = SendBudget.for_limits(limits)
@@ -146,9 +148,17 @@ async def serve(
         if any(report.new for report in await poll_due(sessions, settings)):
             wake_sender()  # instant alerts may have been queued
 
+    pruned_at: float | None = None
+
     async def digest_job() -> None:
+        nonlocal pruned_at
         if await queue_due_digests(sessions, mini_app_url=settings.mini_app_url):
             wake_sender()
+        # the outbox and the matches past their retention, at most once an hour a process
+        moment = asyncio.get_running_loop().time()
+        if pruned_at is None or moment - pruned_at >= PRUNE_INTERVAL_SECONDS:
+            pruned_at = moment
+            await prune(sessions, settings)
 
     async with contextlib.AsyncExitStack() as stack:
         app = None

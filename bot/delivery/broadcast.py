@@ -16,7 +16,15 @@ from sqlmodel import select as sqlmodel_select
 from bot.db import SessionFactory
 from bot.delivery.html import check_telegram_html
 from bot.delivery.outbox import CHAT, OUTBOX, fetch_rows
-from bot.models import Broadcast, BroadcastState, MessageKind, MessageState, metadata, utcnow
+from bot.models import (
+    PRIORITY,
+    Broadcast,
+    BroadcastState,
+    MessageKind,
+    MessageState,
+    metadata,
+    utcnow,
+)
 
 BROADCAST: Table = metadata.tables["broadcast"]
 UNFINISHED = (MessageState.queued.value, MessageState.sending.value)
@@ -88,6 +96,7 @@ async def confirm_broadcast(sessions: SessionFactory, broadcast_id: int) -> Conf
                 CHAT.c.id,
                 literal(0),
                 literal(MessageKind.broadcast.value),
+                literal(PRIORITY[MessageKind.broadcast]),
                 literal(text),
                 literal(MessageState.queued.value),
                 literal(0),
@@ -101,6 +110,7 @@ async def confirm_broadcast(sessions: SessionFactory, broadcast_id: int) -> Conf
                         "chat_id",
                         "thread_id",
                         "kind",
+                        "priority",
                         "text",
                         "state",
                         "attempts",

@@ -19,19 +19,19 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     case,
     func,
-    insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.dml import Insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import SessionFactory, lock_for_claim
-from bot.models import MessageKind, MessageState, metadata, utcnow
+from bot.db import SessionFactory, insert_ignoring_conflicts, lock_for_claim
+from bot.models import PRIORITY, MessageKind, MessageState, metadata, utcnow
 
 OUTBOX: Table = metadata.tables["outbox"]
 CHAT: Table = metadata.tables["chat"]
@@ -83,12 +83,7 @@ def is_group_chat(chat_type: str, telegram_id: int) -> bool:
 
 def _insert_ignoring_duplicates(session: AsyncSession) -> Insert:
     """INSERT … ON CONFLICT (dedup_key) DO NOTHING in the session's dialect."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(OUTBOX).on_conflict_do_nothing(index_elements=["dedup_key"])
-    if dialect == "sqlite":
-        return sqlite.insert(OUTBOX).on_conflict_do_nothing(index_elements=["dedup_key"])
-    return insert(OUTBOX)  # other dialects: a duplicate dedup_key raises IntegrityError
+    return insert_ignoring_conflicts(session.get_bind().dialect.name, OUTBOX, ["dedup_key"])
 
 
 def _row_values(row: OutboxRow, now: datetime) -> dict[str, Any]:
@@ -96,6 +91,7 @@ def _row_values(row: OutboxRow, now: datetime) -> dict[str, Any]:
         "chat_id": row.chat_id,
         "thread_id": row.thread_id,
         "kind": str(row.kind),
+        "priority": PRIORITY[row.kind],
         "text": row.text,
         "reply_markup": row.reply_markup,
         "state": MessageState.queued.value,
@@ -140,11 +136,46 @@ async def enqueue_many(session: AsyncSession, rows: Sequence[OutboxRow]) -> list
     """
     now = utcnow()
     inserted: list[str | None] = []
+    postgres = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(rows), ENQUEUE_CHUNK):
         chunk = [_row_values(row, now) for row in rows[start : start + ENQUEUE_CHUNK]]
-        stmt = _insert_ignoring_duplicates(session).values(chunk).returning(OUTBOX.c.dedup_key)
-        inserted.extend((await session.exec(stmt)).scalars())
+        insert = _insert_ignoring_duplicates(session)
+        if postgres:
+            stmt = _insert_unnest(insert, chunk).returning(OUTBOX.c.dedup_key)
+            inserted.extend((await session.exec(stmt)).scalars())
+        else:  # executemany: compiled once, sent in batches (SQLAlchemy's insertmanyvalues)
+            connection = await session.connection()
+            result = await connection.execute(insert.returning(OUTBOX.c.dedup_key), chunk)
+            inserted.extend(result.scalars())
     return inserted
+
+
+_UNNEST_COLUMNS = (
+    "chat_id",
+    "thread_id",
+    "kind",
+    "priority",
+    "text",
+    "reply_markup",
+    "state",
+    "attempts",
+    "not_before",
+    "broadcast_id",
+    "dedup_key",
+    "created_at",
+)
+
+
+def _insert_unnest(insert: Insert, chunk: list[dict[str, Any]]) -> Insert:
+    """PostgreSQL: INSERT … SELECT FROM unnest(one array per column), one statement of 12
+    parameters whatever the chunk's size (a multi-row VALUES has 12 a row to compile and bind).
+    """
+    arrays = [
+        bindparam(f"u_{name}", [values[name] for values in chunk], type_=ARRAY(OUTBOX.c[name].type))
+        for name in _UNNEST_COLUMNS
+    ]
+    source = func.unnest(*arrays).table_valued(*_UNNEST_COLUMNS).render_derived()
+    return insert.from_select(list(_UNNEST_COLUMNS), select(*source.c))
 
 
 async def fetch_rows(session: AsyncSession, stmt: Select[*AnyRow]) -> Sequence[Row[*AnyRow]]:
@@ -154,27 +185,9 @@ async def fetch_rows(session: AsyncSession, stmt: Select[*AnyRow]) -> Sequence[R
     return rows
 
 
-def _due_condition(now: datetime) -> Any:
-    """Queued and due, or claimed by a sender whose lease has run out (it died)."""
-    return or_(
-        and_(OUTBOX.c.state == MessageState.queued.value, OUTBOX.c.not_before <= now),
-        and_(OUTBOX.c.state == MessageState.sending.value, OUTBOX.c.claimed_until < now),
-    )
-
-
-async def claim_due_messages(
-    sessions: SessionFactory, limit: int, now: datetime, lease: timedelta
-) -> list[ClaimedMessage]:
-    """Claims up to `limit` due messages, at most one per chat, of chats free to receive one.
-
-    Sets state=sending and claimed_until=now+lease (expired leases are reclaimed: crash
-    recovery). The chat is held too: its `next_send_at` becomes the lease's end, and the
-    sender moves it to "sent at + the chat's interval" once Telegram has answered. So no
-    sender, in this process or another, sends to a chat while a message to it is in flight
-    or too soon after one, and a chat's messages go out one by one, in order. Messages of
-    inactive chats are dropped here instead of sent.
-    """
-    stmt = (
+def _claim_query(due: Any, now: datetime, limit: int) -> Select[*AnyRow]:
+    """Due rows (`due`) of chats free to receive one, in the order they are sent, locked."""
+    return (
         select(
             OUTBOX.c.id,
             OUTBOX.c.chat_id,
@@ -190,20 +203,49 @@ async def claim_due_messages(
         )
         .join(CHAT, CHAT.c.id == OUTBOX.c.chat_id)
         .where(
-            _due_condition(now),
+            due,
             or_(
                 CHAT.c.next_send_at.is_(None), CHAT.c.next_send_at <= now, CHAT.c.active.is_(False)
             ),
         )
-        .order_by(OUTBOX.c.not_before, OUTBOX.c.id)
-        .limit(limit * 2)
+        # notices first, then instant alerts, digests, broadcasts; within each, first due
+        # first: the order of ix_outbox_state_priority_not_before, so no sort of the queue
+        .order_by(OUTBOX.c.priority, OUTBOX.c.not_before, OUTBOX.c.id)
+        .limit(limit)
         # locking the chat row too keeps two senders from claiming one chat at the same moment
         .with_for_update(of=[OUTBOX, CHAT], skip_locked=True)
     )
+
+
+def claim_queries(now: datetime, limit: int) -> tuple[Select[*AnyRow], Select[*AnyRow]]:
+    """The claim's two reads: leases run out (a sender died: those first), then queued rows.
+
+    Two statements, not one with OR: each walks its index in claim order and stops at
+    `limit`, where an OR would sort every due row of a million-row queue.
+    """
+    expired = and_(OUTBOX.c.state == MessageState.sending.value, OUTBOX.c.claimed_until < now)
+    queued = and_(OUTBOX.c.state == MessageState.queued.value, OUTBOX.c.not_before <= now)
+    return _claim_query(expired, now, limit), _claim_query(queued, now, limit)
+
+
+async def claim_due_messages(
+    sessions: SessionFactory, limit: int, now: datetime, lease: timedelta
+) -> list[ClaimedMessage]:
+    """Claims up to `limit` due messages, at most one per chat, of chats free to receive one.
+
+    Sets state=sending and claimed_until=now+lease (expired leases are reclaimed first: crash
+    recovery). The chat is held too: its `next_send_at` becomes the lease's end, and the
+    sender moves it to "sent at + the chat's interval" once Telegram has answered. So no
+    sender, in this process or another, sends to a chat while a message to it is in flight
+    or too soon after one, and a chat's messages go out one by one, in order of priority
+    (notice, instant alert, digest, broadcast), then of queueing. Messages of inactive
+    chats are dropped here instead of sent.
+    """
     claimed_until = now + lease
     async with sessions() as session:
         await lock_for_claim(session)
-        rows = await fetch_rows(session, stmt)
+        expired, queued = claim_queries(now, limit * 2)
+        rows = [*await fetch_rows(session, expired), *await fetch_rows(session, queued)]
         chosen: list[ClaimedMessage] = []
         inactive_ids: list[int] = []
         seen_chats: set[int] = set()

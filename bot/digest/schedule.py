@@ -8,11 +8,30 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.models import Chat, Frequency
 
 log = logging.getLogger(__name__)
+
+
+class Schedule(Protocol):
+    """What the schedule reads of a chat: a Chat row, or the plain row the tick loads."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def digest_time(self) -> time: ...
+    @property
+    def digest_weekday(self) -> int: ...
+    @property
+    def frequency(self) -> str: ...
+    @property
+    def last_digest_at(self) -> datetime | None: ...
+
 
 # a weekly digest is at most 7 days away; one more day covers a local date behind UTC's
 _DAYS_TO_SEARCH = 9
@@ -25,7 +44,7 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def chat_zone(chat: Chat) -> ZoneInfo:
+def chat_zone(chat: Schedule) -> ZoneInfo:
     """The chat's timezone; UTC if the stored name is unknown (the Telegram layer validates it)."""
     try:
         return ZoneInfo(chat.timezone)
@@ -65,13 +84,13 @@ def local_to_utc(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(high, UTC)
 
 
-def _is_digest_day(chat: Chat, day: date) -> bool:
+def _is_digest_day(chat: Schedule, day: date) -> bool:
     if chat.frequency == Frequency.weekly:
         return day.weekday() == chat.digest_weekday % 7
     return True
 
 
-def next_digest_at(chat: Chat, after: datetime) -> datetime | None:
+def next_digest_at(chat: Schedule, after: datetime) -> datetime | None:
     """The first digest moment strictly after `after`, in UTC; None for `instant` chats."""
     if chat.frequency not in (Frequency.daily, Frequency.weekly):
         return None
@@ -88,7 +107,7 @@ def next_digest_at(chat: Chat, after: datetime) -> datetime | None:
 
 
 def period_start(
-    chat: Chat, due_at: datetime, last_digest_at: datetime | None = None
+    chat: Schedule, due_at: datetime, last_digest_at: datetime | None = None
 ) -> datetime | None:
     """Where the period a digest sent at `due_at` covers begins: the chat's last digest (or
     `last_digest_at`, a forum topic's own: bot.digest.service.thread_window).

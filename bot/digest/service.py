@@ -14,16 +14,19 @@ title, then the most specific (the longest canonical query), then the first by l
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
-from collections import defaultdict
+from bisect import bisect_right
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import TypeVar
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, or_, true
+from sqlalchemy import ColumnElement, Integer, Table, and_, bindparam, cast, func, or_, true, tuple_
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,7 +39,7 @@ from bot.digest.compose import (
     compose_instant,
     manage_markup,
 )
-from bot.digest.schedule import as_utc, chat_zone, period_start, reschedule
+from bot.digest.schedule import as_utc, chat_zone, next_digest_at, period_start, reschedule
 from bot.models import (
     Chat,
     Frequency,
@@ -46,6 +49,7 @@ from bot.models import (
     Release,
     Subscription,
     Topic,
+    metadata,
     utcnow,
 )
 
@@ -60,7 +64,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 ItemT = TypeVar("ItemT", int, str)
 
-CLAIM_BATCH = 200  # chats claimed per transaction by the tick
+CLAIM_BATCH = 1000  # chats claimed per transaction by the tick
+COMPOSED_CACHE = 4096  # distinct digests a tick keeps composed (same topics, window, language)
+CHAT: Table = metadata.tables["chat"]
 # A scheduled digest covers matches up to this long before the tick. Matching stamps
 # matched_at before its transaction commits (on SQLite it may wait up to 30 s for the write
 # lock); a window ending at the tick could close over a match not yet visible, and the next
@@ -110,12 +116,87 @@ class _Digest:
     newest_seen: datetime | None = None  # latest matched_at among its releases
 
 
+@dataclass(slots=True)
+class _ChatRow:
+    """What queueing reads and writes of a chat: plain data, not an ORM Chat (100,000 of those
+    cost seconds to build). bot.digest.schedule reads it like a Chat."""
+
+    id: int
+    language: str
+    timezone: str
+    digest_time: time
+    digest_weekday: int
+    frequency: str
+    next_digest_at: datetime | None
+    last_digest_at: datetime | None
+    type: str  # private, group, supergroup: the Manage button opens the Mini App in private
+
+    @classmethod
+    def of(cls, chat: Chat) -> _ChatRow:
+        assert chat.id is not None
+        return cls(chat.id, *(getattr(chat, name) for name in _CHAT_FIELDS[1:]))
+
+
+_CHAT_FIELDS = (
+    "id",
+    "language",
+    "timezone",
+    "digest_time",
+    "digest_weekday",
+    "frequency",
+    "next_digest_at",
+    "last_digest_at",
+    "type",
+)
+_CHAT_COLUMNS = tuple(CHAT.c[name] for name in _CHAT_FIELDS)
+
+
+async def _load_chats(session: AsyncSession, stmt: Any) -> list[_ChatRow]:
+    from bot.delivery.outbox import fetch_rows
+
+    return [_ChatRow(*row) for row in await fetch_rows(session, stmt)]
+
+
+async def _save_chats(
+    session: AsyncSession,
+    chats: Sequence[_ChatRow],
+    fields: tuple[str, ...] = ("next_digest_at", "last_digest_at"),
+) -> None:
+    """Writes these `fields` of the chats, in one statement per 5,000 chats.
+
+    PostgreSQL: one UPDATE … FROM unnest(arrays); SQLite: one executemany.
+    """
+    if not chats:
+        return
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        for start in range(0, len(chats), 5000):
+            chunk = chats[start : start + 5000]
+            arrays = [cast(bindparam(None, [c.id for c in chunk], ARRAY(Integer)), ARRAY(Integer))]
+            for name in fields:
+                kind = ARRAY(CHAT.c[name].type)
+                arrays.append(cast(bindparam(None, [getattr(c, name) for c in chunk], kind), kind))
+            source = func.unnest(*arrays).table_valued("id", *fields).render_derived()
+            await connection.execute(
+                sa_update(CHAT)
+                .where(CHAT.c.id == source.c.id)
+                .values({name: source.c[name] for name in fields})
+            )
+        return
+    await connection.execute(
+        sa_update(CHAT)
+        .where(CHAT.c.id == bindparam("b_id"))
+        .values({name: bindparam(f"b_{name}") for name in fields}),
+        [{"b_id": c.id, **{f"b_{name}": getattr(c, name) for name in fields}} for c in chats],
+    )
+
+
 def _chunks(ids: Sequence[ItemT]) -> Iterable[Sequence[ItemT]]:
     for start in range(0, len(ids), _IN_CHUNK):
         yield ids[start : start + _IN_CHUNK]
 
 
-def thread_window(chat: Chat, thread_digest_at: datetime | None) -> datetime | None:
+def thread_window(chat: _ChatRow | Chat, thread_digest_at: datetime | None) -> datetime | None:
     """When a (chat, thread) last had its digest: the chat's last digest, or the thread's own
     (a /digest in that forum topic alone), whichever came later; None if it never had one.
 
@@ -128,7 +209,7 @@ def thread_window(chat: Chat, thread_digest_at: datetime | None) -> datetime | N
 
 
 def _window_start(
-    chat: Chat,
+    chat: _ChatRow,
     subscribed_at: datetime,
     *,
     after_last_digest: bool,
@@ -151,38 +232,192 @@ async def _mark_thread_sent(
 
 
 async def _followed_by_thread(
-    session: AsyncSession, chats: Sequence[Chat], *, after_last_digest: bool = True
+    session: AsyncSession, chats: Sequence[_ChatRow], *, after_last_digest: bool = True
 ) -> dict[int, dict[int, list[_Followed]]]:
     """chat id -> thread id -> what that thread follows, and since when it is news."""
+    from bot.delivery.outbox import fetch_rows
+
     by_id = {chat.id: chat for chat in chats}
     result: dict[int, dict[int, list[_Followed]]] = defaultdict(lambda: defaultdict(list))
-    for ids in _chunks([chat_id for chat_id in by_id if chat_id is not None]):
-        rows = await session.exec(
-            select(Subscription, Topic)
-            .join(Topic, col(Topic.id) == col(Subscription.topic_id))
-            .where(col(Subscription.chat_id).in_(ids))
-        )
-        for sub, topic in rows:
-            assert topic.id is not None
-            chat = by_id[sub.chat_id]
-            since = _window_start(
-                chat,
-                sub.created_at,
-                after_last_digest=after_last_digest,
-                thread_digest_at=sub.last_digest_at,
+    for ids in _chunks(list(by_id)):
+        rows = await fetch_rows(
+            session,
+            sa_select(
+                col(Subscription.chat_id),
+                col(Subscription.thread_id),
+                col(Subscription.query_text),
+                col(Subscription.created_at),
+                col(Subscription.last_digest_at),
+                col(Topic.id),
+                col(Topic.label),
+                col(Topic.query),
             )
-            result[sub.chat_id][sub.thread_id].append(
-                _Followed(
-                    topic.id,
-                    topic.label,
-                    topic.query,
-                    sub.query_text,
-                    since,
-                    as_utc(sub.created_at),
-                    as_utc(sub.last_digest_at) if sub.last_digest_at is not None else None,
-                )
+            .join(Topic, col(Topic.id) == col(Subscription.topic_id))
+            .where(col(Subscription.chat_id).in_(ids)),
+        )
+        for chat_id, thread_id, query_text, created_at, own, topic_id, label, query in rows:
+            created_at = as_utc(created_at)
+            own = as_utc(own) if own is not None else None
+            since = _window_start(
+                by_id[chat_id],
+                created_at,
+                after_last_digest=after_last_digest,
+                thread_digest_at=own,
+            )
+            result[chat_id][thread_id].append(
+                _Followed(topic_id, label, query, query_text, since, created_at, own)
             )
     return result
+
+
+_NewsFound = tuple[list[tuple[_MatchedRelease, str]], int, datetime | None]
+
+
+class _MatchWindow:
+    """The matches of a tick's window (up to `until`), read once per topic for every batch.
+
+    A topic's matches are kept from the earliest start any chat asked for, in matched_at
+    order, so that `news` finds a subscription's few news by bisection, not by reading a
+    topic's whole history for every chat.
+    """
+
+    def __init__(self, until: datetime) -> None:
+        self.until = until
+        self.matches: dict[int, list[_MatchedRelease]] = {}
+        self._after: dict[int, datetime] = {}
+        self._times: dict[int, list[datetime]] = {}
+        self._corrected: dict[int, list[_MatchedRelease]] = {}
+        self._news: dict[tuple[int, datetime], _NewsFound] = {}
+        self._tokens: dict[tuple[tuple[int, str], ...], int] = {}
+
+    async def load(self, session: AsyncSession, since_by_topic: dict[int, datetime]) -> None:
+        """Reads the matches of the topics not read yet from early enough."""
+        missing = {
+            topic_id: since
+            for topic_id, since in since_by_topic.items()
+            if topic_id not in self._after or self._after[topic_id] > since
+        }
+        if not missing:
+            return
+        for key in [key for key in self._news if key[0] in missing]:
+            del self._news[key]  # read again from further back: worked out again
+        after = min(missing.values())
+        found = await _matches_by_topic(
+            session, sorted(missing), seen_after=after, seen_until=self.until
+        )
+        for topic_id in missing:
+            matches = sorted(found.get(topic_id, ()), key=lambda m: m.matched_at)
+            self.matches[topic_id] = matches
+            self._times[topic_id] = [m.matched_at for m in matches]
+            self._corrected[topic_id] = [m for m in matches if m.corrected_at is not None]
+            self._after[topic_id] = after
+
+    def news(self, topic: _Followed) -> tuple[list[tuple[_MatchedRelease, str]], int]:
+        """The matches of `topic` that are news to its subscriber, with `_news_to`'s answer,
+        and a number naming that list (equal lists, equal numbers: a composed digest's key).
+
+        Worked out once per (topic, window start): a subscription older than every release
+        in it (nearly all) gets the shared answer.
+        """
+        key = (topic.topic_id, topic.since)
+        shared = self._news.get(key)
+        if shared is None:
+            shared = self._news[key] = self._news_for(replace(topic, subscribed_at=_EPOCH))
+        found, token, oldest = shared
+        if oldest is None or topic.subscribed_at < oldest:
+            return found, token
+        return self._news_for(topic)[:2]  # subscribed after some release was first seen
+
+    def _news_for(
+        self, topic: _Followed
+    ) -> tuple[list[tuple[_MatchedRelease, str]], int, datetime | None]:
+        matches = self.matches.get(topic.topic_id, [])
+        first = bisect_right(self._times.get(topic.topic_id, []), topic.since)
+        candidates = matches[first:] + [
+            m for m in self._corrected.get(topic.topic_id, ()) if m.matched_at <= topic.since
+        ]
+        found = []
+        for matched in candidates:
+            news = _news_to(topic, matched, self.until, False)
+            if news is not None:
+                found.append((matched, news))
+        ids = tuple((m.item.release_id, news) for m, news in found)
+        token = self._tokens.setdefault(ids, len(self._tokens))
+        oldest = min((m.first_seen_at for m, _ in found), default=None)
+        return found, token, oldest
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+ComposedKey = tuple[object, ...]
+
+
+class _Composed:
+    """Digests already composed this tick, at most COMPOSED_CACHE (least recently used go).
+
+    Same language, local date (the title's), topics and news: same text, composed once for
+    every chat it goes to (in the rush benchmark about one chat in three composes its own).
+    """
+
+    def __init__(self, size: int = COMPOSED_CACHE) -> None:
+        self.size = size
+        self._items: OrderedDict[ComposedKey, tuple[list[str], _Digest]] = OrderedDict()
+
+    def get(self, key: ComposedKey) -> tuple[list[str], _Digest] | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: ComposedKey, value: tuple[list[str], _Digest]) -> None:
+        self._items[key] = value
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+def matches_query(
+    topic_ids: Sequence[int],
+    seen_after: datetime | None = None,
+    seen_until: datetime | None = None,
+    release_ids: Sequence[int] | None = None,
+) -> Any:
+    """The match-window query: the announced releases matched to these topics in
+    (seen_after, seen_until] or corrected in it, or those of `release_ids`."""
+    # the columns a digest shows, not the release's body (kilobytes of text each)
+    query = (
+        sa_select(
+            col(Match.topic_id),
+            col(Match.in_title),
+            col(Match.matched_at),
+            col(Release.id),
+            col(Release.title),
+            col(Release.link),
+            col(Release.summary),
+            col(Release.published_at),
+            col(Release.first_seen_at),
+            col(Release.corrected_at),
+            col(Release.revision),
+        )
+        .join(Release, col(Release.id) == col(Match.release_id))
+        .where(col(Match.topic_id).in_(topic_ids), col(Release.announce).is_(True))
+    )
+    # a match made in the window, or a release corrected in it (see _build_digest)
+    matched_in = and_(
+        true(),
+        *(() if seen_after is None else (col(Match.matched_at) > seen_after,)),
+        *(() if seen_until is None else (col(Match.matched_at) <= seen_until,)),
+    )
+    if seen_after is not None or seen_until is not None:
+        corrected_in = and_(
+            col(Release.corrected_at).is_not(None),
+            *(() if seen_after is None else (col(Release.corrected_at) > seen_after,)),
+            *(() if seen_until is None else (col(Release.corrected_at) <= seen_until,)),
+        )
+        query = query.where(or_(matched_in, corrected_in))
+    if release_ids is not None:
+        query = query.where(col(Match.release_id).in_(release_ids))
+    return query
 
 
 async def _matches_by_topic(
@@ -200,39 +435,7 @@ async def _matches_by_topic(
     id_chunks = list(_chunks(release_ids)) if release_ids is not None else [None]
     for topics in _chunks(topic_ids):
         for releases in id_chunks:
-            # the columns a digest shows, not the release's body (kilobytes of text each)
-            query = (
-                sa_select(
-                    col(Match.topic_id),
-                    col(Match.in_title),
-                    col(Match.matched_at),
-                    col(Release.id),
-                    col(Release.title),
-                    col(Release.link),
-                    col(Release.summary),
-                    col(Release.published_at),
-                    col(Release.first_seen_at),
-                    col(Release.corrected_at),
-                    col(Release.revision),
-                )
-                .join(Release, col(Release.id) == col(Match.release_id))
-                .where(col(Match.topic_id).in_(topics), col(Release.announce).is_(True))
-            )
-            # a match made in the window, or a release corrected in it (see _build_digest)
-            matched_in = and_(
-                true(),
-                *(() if seen_after is None else (col(Match.matched_at) > seen_after,)),
-                *(() if seen_until is None else (col(Match.matched_at) <= seen_until,)),
-            )
-            if seen_after is not None or seen_until is not None:
-                corrected_in = and_(
-                    col(Release.corrected_at).is_not(None),
-                    *(() if seen_after is None else (col(Release.corrected_at) > seen_after,)),
-                    *(() if seen_until is None else (col(Release.corrected_at) <= seen_until,)),
-                )
-                query = query.where(or_(matched_in, corrected_in))
-            if releases is not None:
-                query = query.where(col(Match.release_id).in_(releases))
+            query = matches_query(topics, seen_after, seen_until, releases)
             for row in await fetch_rows(session, query):
                 topic_id, in_title, matched_at, release_id, title, link, summary = row[:7]
                 published_at, first_seen_at, corrected_at, revision = row[7:]
@@ -280,19 +483,42 @@ def _news_to(
     return None
 
 
+News = dict[int, list[tuple[_MatchedRelease, str]]]  # topic id -> its news, "new"/"corrected"
+
+
+def _news_of(
+    followed: list[_Followed],
+    matches: dict[int, list[_MatchedRelease]],
+    until: datetime | None,
+    corrections_only: bool,
+) -> News:
+    news: News = {}
+    for topic in followed:
+        found = []
+        for matched in matches.get(topic.topic_id, ()):
+            kind = _news_to(topic, matched, until, corrections_only)
+            if kind is not None:
+                found.append((matched, kind))
+        news[topic.topic_id] = found
+    return news
+
+
 def _build_digest(
     followed: list[_Followed],
     matches: dict[int, list[_MatchedRelease]],
     *,
     until: datetime | None = None,
     corrections_only: bool = False,
+    news: News | None = None,
 ) -> _Digest:
     """Each release once, under its best topic; sections by label, releases newest first.
 
     A release the chat had already received and that was corrected since comes again,
     marked (`until`: the window's end for corrections). With `corrections_only` (instant
-    alerts about corrections) only those.
+    alerts about corrections) only those. `news`: what `_news_of` says, already known.
     """
+    if news is None:
+        news = _news_of(followed, matches, until, corrections_only)
     # topics from most to least specific (longest canonical query), then by label
     by_specificity = sorted(
         followed, key=lambda f: (-len(f.canonical), f.label.casefold(), f.topic_id)
@@ -301,17 +527,15 @@ def _build_digest(
     corrected: set[int] = set()  # releases the chat had, through any of its topics
     newest_seen: datetime | None = None
     for position, topic in enumerate(by_specificity):
-        for matched in matches.get(topic.topic_id, ()):
-            news = _news_to(topic, matched, until, corrections_only)
-            if news is None:
-                continue
-            if news == "corrected":
-                corrected.add(matched.item.release_id)
-            rank = (not matched.item.in_title, position)  # a title match first
-            current = best.get(matched.item.release_id)
+        for matched, kind in news.get(topic.topic_id, ()):
+            item = matched.item
+            if kind == "corrected":
+                corrected.add(item.release_id)
+            rank = (not item.in_title, position)  # a title match first
+            current = best.get(item.release_id)
             if current is None or rank < current[0]:
-                best[matched.item.release_id] = (rank, topic, matched.item)
-            seen = matched.corrected_at if news == "corrected" else matched.matched_at
+                best[item.release_id] = (rank, topic, item)
+            seen = matched.corrected_at if kind == "corrected" else matched.matched_at
             if seen is not None and (newest_seen is None or seen > newest_seen):
                 newest_seen = seen
     by_topic: dict[int, tuple[_Followed, list[DigestItem]]] = {}
@@ -323,12 +547,14 @@ def _build_digest(
     for topic, items in sorted(
         by_topic.values(), key=lambda entry: (entry[0].label.casefold(), entry[0].topic_id)
     ):
-        items.sort(key=lambda item: (item.published_at, item.release_id), reverse=True)
+        shown = heapq.nlargest(
+            MAX_ITEMS_PER_TOPIC, items, key=lambda item: (item.published_at, item.release_id)
+        )
         sections.append(
             DigestSection(
                 topic_label=topic.label,
                 topic_query=topic.query_text,
-                items=items[:MAX_ITEMS_PER_TOPIC],
+                items=shown,
                 more=max(len(items) - MAX_ITEMS_PER_TOPIC, 0),
             )
         )
@@ -339,11 +565,13 @@ def _build_digest(
 class _Pending:
     """A composed digest or alert for one (chat, thread), waiting to go into the outbox."""
 
-    chat: Chat
+    chat: _ChatRow
     thread_id: int
     parts: list[str]
     key: str  # the period's dedup key; part i is queued as f"{key}:{i}"
     digest: _Digest
+    # a scheduled digest waits in line from when it became due: first due, first sent
+    not_before: datetime | None = None
 
 
 async def _enqueue_pending(
@@ -371,8 +599,14 @@ async def _enqueue_pending(
         queued_before.update(key for key in rows if key is not None)
     candidates = [p for p in pending if f"{p.key}:1" not in queued_before]
     rows_to_queue = []
+    markups: dict[tuple[str, bool], str] = {}
     for p in candidates:
-        assert p.chat.id is not None
+        which = (p.chat.language, p.chat.type == "private")
+        markup = markups.get(which)
+        if markup is None:
+            markup = markups[which] = manage_markup(
+                which[0], private=which[1], mini_app_url=mini_app_url
+            )
         for index, text in enumerate(p.parts, start=1):
             last = index == len(p.parts)  # the Manage button ends the digest
             rows_to_queue.append(
@@ -382,7 +616,8 @@ async def _enqueue_pending(
                     kind,
                     p.thread_id,
                     dedup_key=f"{p.key}:{index}",
-                    reply_markup=_manage(p.chat, mini_app_url) if last else None,
+                    not_before=p.not_before,
+                    reply_markup=markup if last else None,
                 )
             )
     if not rows_to_queue:
@@ -392,16 +627,16 @@ async def _enqueue_pending(
     return [p for p in candidates if f"{p.key}:1" in inserted]
 
 
-def _manage(chat: Chat, mini_app_url: str | None) -> str:
-    return manage_markup(chat.language, private=chat.type == "private", mini_app_url=mini_app_url)
-
-
 async def _queue_chat_digests(
     session: AsyncSession,
-    chats: Sequence[Chat],
+    chats: Sequence[_ChatRow],
     now: datetime,
     window_end: datetime | None = None,
     thread_id: int | None = None,
+    *,
+    window: _MatchWindow | None = None,
+    composed: _Composed | None = None,
+    due_order: bool = False,
     mini_app_url: str | None = None,
 ) -> dict[int, DigestOutcome]:
     """Composes and queues the digest of every (chat, thread); moves last_digest_at when sent.
@@ -410,20 +645,29 @@ async def _queue_chat_digests(
     next digest starts there. With `thread_id`, only that forum topic's digest is queued and
     only that topic's window moves (its subscriptions' last_digest_at; the chat's too if no
     other topic follows anything): the other topics lose nothing, that one gets nothing twice.
+    The chats' last_digest_at is changed on `chats`: the caller writes it (`_save_chats`).
+    A tick passes its `window` and `composed` so that every batch shares them, and
+    `due_order`: each digest takes its place in the outbox's line at its chat's due time.
     """
     end = window_end or now
+    window = window if window is not None else _MatchWindow(end)
+    assert window.until == end
     followed = await _followed_by_thread(session, chats)
-    everything = [f for threads in followed.values() for subs in threads.values() for f in subs]
     outcomes: dict[int, DigestOutcome] = {}
-    if not everything:
+    since_by_topic: dict[int, datetime] = {}
+    for threads in followed.values():
+        for subs in threads.values():
+            for f in subs:
+                known = since_by_topic.get(f.topic_id)
+                if known is None or f.since < known:
+                    since_by_topic[f.topic_id] = f.since
+    if not since_by_topic:
         return outcomes
-    topic_ids = sorted({f.topic_id for f in everything})
-    earliest = min(f.since for f in everything)
-    matches = await _matches_by_topic(session, topic_ids, seen_after=earliest, seen_until=end)
+    await window.load(session, since_by_topic)
     pending: list[_Pending] = []
+    days: dict[str, date] = {}
     for chat in chats:
-        assert chat.id is not None
-        threads = followed.get(chat.id)
+        threads = followed.get(chat.id) or {}
         if not threads:
             continue
         if thread_id is not None:
@@ -433,38 +677,145 @@ async def _queue_chat_digests(
         since = min(f.since for subs in threads.values() for f in subs)
         outcomes[chat.id] = DigestOutcome(parts_queued=0, releases=0, since=since)
         for thread in sorted(threads):
+            subs = threads[thread]
             # the period begins at this thread's last digest (see thread_window)
-            last = max(
-                (f.thread_digest_at for f in threads[thread] if f.thread_digest_at), default=None
-            )
-            start = period_start(chat, now, thread_window(chat, last))
+            own = max((f.thread_digest_at for f in subs if f.thread_digest_at), default=None)
+            start = period_start(chat, now, thread_window(chat, own))
             period = start.isoformat() if start is not None else "first"
-            digest = _build_digest(threads[thread], matches, until=end)
-            if not digest.total:
+            news: News = {}
+            tokens = []
+            for f in subs:
+                pairs, token = window.news(f)
+                if pairs:  # a topic without news adds nothing, nor changes the others' ranks
+                    news[f.topic_id] = pairs
+                    tokens.append((f.topic_id, f.label, f.query_text, token))
+            if not news:
                 continue
-            parts = compose_digest(
-                digest.sections,
-                language=chat.language,
-                tz=chat_zone(chat),
-                now=now,
-                total=digest.total,
-            )
-            key = f"digest:{chat.id}:{thread}:{period}"
-            pending.append(_Pending(chat, thread, parts, key, digest))
+            subs = [f for f in subs if f.topic_id in news]
+            local_day = days.get(chat.timezone)
+            if local_day is None:  # the title's date: the timezone matters through it alone
+                local_day = days[chat.timezone] = now.astimezone(chat_zone(chat)).date()
+            # what the digest is made of: the same for every chat with the same news
+            key: ComposedKey = (chat.language, local_day, *sorted(tokens))
+            found = composed.get(key) if composed is not None else None
+            if found is None:
+                digest = _build_digest(subs, {}, until=end, news=news)
+                parts = (
+                    compose_digest(
+                        digest.sections,
+                        language=chat.language,
+                        tz=chat_zone(chat),
+                        now=now,
+                        total=digest.total,
+                    )
+                    if digest.total
+                    else []
+                )
+                found = (parts, digest)
+                if composed is not None:
+                    composed.put(key, found)
+            parts, digest = found
+            if not parts:
+                continue
+            key_text = f"digest:{chat.id}:{thread}:{period}"
+            due = chat.next_digest_at if due_order else None
+            in_line = min(as_utc(due), now) if due is not None else None
+            pending.append(_Pending(chat, thread, parts, key_text, digest, in_line))
     queued_now = await _enqueue_pending(
         session, pending, kind=MessageKind.digest, mini_app_url=mini_app_url
     )
     for queued in queued_now:
-        assert queued.chat.id is not None
         outcome = outcomes[queued.chat.id]
         outcome.parts_queued += len(queued.parts)
         outcome.releases += queued.digest.total
         if thread_id is None or set(followed.get(queued.chat.id, {})) == {thread_id}:
             queued.chat.last_digest_at = end
-            session.add(queued.chat)
         else:  # this topic alone: its window moves, the chat's other topics keep theirs
             await _mark_thread_sent(session, queued.chat.id, thread_id, end)
     return outcomes
+
+
+def due_chats_condition(now: datetime) -> ColumnElement[bool]:
+    """Chats whose scheduled digest is due at `now`."""
+    return and_(
+        CHAT.c.active.is_(True),
+        CHAT.c.paused.is_(False),
+        CHAT.c.frequency.in_(_SCHEDULED),
+        CHAT.c.next_digest_at <= now,
+    )
+
+
+def claim_chats_query(
+    where: ColumnElement[bool], cursor: tuple[datetime | None, int] | None, *, by_due: bool
+) -> Any:
+    """The tick's claim: the next CLAIM_BATCH chats `where` says after `cursor`, locked
+    (SKIP LOCKED), in (next_digest_at, id) order (`by_due`: ix_chat_next_digest_at_id) or id."""
+    claim = sa_select(*_CHAT_COLUMNS).where(where)
+    if cursor is not None and by_due:
+        after = tuple_(
+            bindparam(None, cursor[0], CHAT.c.next_digest_at.type), bindparam(None, cursor[1])
+        )
+        claim = claim.where(tuple_(CHAT.c.next_digest_at, CHAT.c.id) > after)
+    elif cursor is not None:
+        claim = claim.where(CHAT.c.id > cursor[1])
+    order = (CHAT.c.next_digest_at, CHAT.c.id) if by_due else (CHAT.c.id,)
+    return claim.order_by(*order).limit(CLAIM_BATCH).with_for_update(of=CHAT, skip_locked=True)
+
+
+class _Tick:
+    """One run of the schedule tick: claims chats batch by batch, first due first."""
+
+    def __init__(
+        self, now: datetime, window_end: datetime, mini_app_url: str | None = None
+    ) -> None:
+        self.now = now
+        self.mini_app_url = mini_app_url
+        self.window_end = window_end
+        self.window = _MatchWindow(window_end)
+        self.composed = _Composed()
+        self._next: dict[tuple[str, str, time, int], datetime | None] = {}
+
+    def advance(self, chat: _ChatRow) -> None:
+        """The next digest after NOW (not after the missed one): downtime sends one, not many."""
+        if chat.next_digest_at is not None and as_utc(chat.next_digest_at) > self.now:
+            return
+        # the same for every chat of one timezone, time and frequency: computed once a tick
+        key = (chat.frequency, chat.timezone, chat.digest_time, chat.digest_weekday)
+        if key not in self._next:
+            self._next[key] = next_digest_at(chat, self.now)
+        chat.next_digest_at = self._next[key]
+
+    async def run(
+        self, sessions: SessionFactory, where: ColumnElement[bool], *, by_due: bool, send: bool
+    ) -> int:
+        """Claims the chats `where` says, CLAIM_BATCH a transaction, in (next_digest_at, id)
+        order (`by_due`) or id order; queues their digests (`send`) and advances them."""
+        queued = 0
+        cursor: tuple[datetime | None, int] | None = None
+        while True:
+            async with sessions() as session:
+                claim = claim_chats_query(where, cursor, by_due=by_due)
+                await lock_for_claim(session)
+                chats = await _load_chats(session, claim)
+                if not chats:
+                    return queued
+                cursor = (chats[-1].next_digest_at, chats[-1].id)
+                if send:
+                    outcomes = await _queue_chat_digests(
+                        session,
+                        chats,
+                        self.now,
+                        window_end=self.window_end,
+                        window=self.window,
+                        composed=self.composed,
+                        due_order=by_due,
+                        mini_app_url=self.mini_app_url,
+                    )
+                    queued += sum(outcome.parts_queued for outcome in outcomes.values())
+                for chat in chats:
+                    self.advance(chat)
+                await _save_chats(session, chats)
+                await session.commit()
 
 
 def _advance_schedule(chat: Chat, now: datetime) -> None:
@@ -483,48 +834,19 @@ async def queue_due_digests(
     """Queues the due digests (with `force`: every active unpaused chat's); messages queued.
     `mini_app_url` (Settings.mini_app_url) makes the Manage button open the Mini App.
 
-    Safe to run in several processes at once: each batch of chats is claimed with
-    FOR UPDATE SKIP LOCKED and committed with its outbox rows and its new next_digest_at.
+    The chats that became due first go first. Safe to run in several processes at once:
+    each batch of chats is claimed with FOR UPDATE SKIP LOCKED and committed with its
+    outbox rows and its new next_digest_at.
     """
     now = as_utc(now or utcnow())
-    queued = 0
-    cursor = 0
-    while True:
-        async with sessions() as session:
-            claim = select(Chat).where(
-                col(Chat.id) > cursor, col(Chat.active).is_(True), col(Chat.paused).is_(False)
-            )
-            if not force:
-                claim = claim.where(
-                    col(Chat.frequency).in_(_SCHEDULED),
-                    or_(col(Chat.next_digest_at) <= now, col(Chat.next_digest_at).is_(None)),
-                )
-            claim = (
-                claim.order_by(col(Chat.id)).limit(CLAIM_BATCH).with_for_update(skip_locked=True)
-            )
-            await lock_for_claim(session)
-            chats = list((await session.exec(claim)).all())
-            if not chats:
-                return queued
-            # a chat never scheduled (next_digest_at NULL) is scheduled now, not sent a digest
-            to_send = (
-                chats if force else [chat for chat in chats if chat.next_digest_at is not None]
-            )
-            outcomes = await _queue_chat_digests(
-                session,
-                to_send,
-                now,
-                window_end=now if force else now - MATCH_SETTLE,
-                mini_app_url=mini_app_url,
-            )
-            queued += sum(outcome.parts_queued for outcome in outcomes.values())
-            for chat in chats:
-                _advance_schedule(chat, now)
-                session.add(chat)
-            await session.commit()
-            last_id = chats[-1].id
-            assert last_id is not None
-            cursor = last_id
+    tick = _Tick(now, now if force else now - MATCH_SETTLE, mini_app_url)
+    ready = and_(CHAT.c.active.is_(True), CHAT.c.paused.is_(False))
+    if force:
+        return await tick.run(sessions, ready, by_due=False, send=True)
+    # a chat never scheduled (next_digest_at NULL) is scheduled now, not sent a digest
+    never = and_(ready, CHAT.c.frequency.in_(_SCHEDULED), CHAT.c.next_digest_at.is_(None))
+    await tick.run(sessions, never, by_due=False, send=False)
+    return await tick.run(sessions, due_chats_condition(now), by_due=True, send=True)
 
 
 async def queue_digest_now(
@@ -547,12 +869,16 @@ async def queue_digest_now(
         ).first()
         if chat is None or not chat.active:
             return DigestOutcome(parts_queued=0, releases=0, since=None)
+        row = _ChatRow.of(chat)
         outcomes = await _queue_chat_digests(
-            session, [chat], now, thread_id=thread_id, mini_app_url=mini_app_url
+            session, [row], now, thread_id=thread_id, mini_app_url=mini_app_url
         )
         outcome = outcomes.get(chat_id)
         if outcome is None:
             return DigestOutcome(parts_queued=0, releases=0, since=None)
+        if row.last_digest_at != chat.last_digest_at:
+            chat.last_digest_at = row.last_digest_at
+            session.add(chat)
         if chat.frequency in _SCHEDULED and not chat.paused:
             _advance_schedule(chat, now)
             session.add(chat)
@@ -584,22 +910,23 @@ async def queue_instant_alerts(
         topic_ids = sorted(topic_rows.all())
         if not topic_ids:
             return 0
-        chats: dict[int, Chat] = {}
+        chats: dict[int, _ChatRow] = {}
         for topics in _chunks(topic_ids):
-            rows = await session.exec(
-                select(Chat)
-                .join(Subscription, col(Subscription.chat_id) == col(Chat.id))
-                .where(
-                    col(Subscription.topic_id).in_(topics),
-                    col(Chat.frequency) == Frequency.instant.value,
-                    col(Chat.active).is_(True),
-                    col(Chat.paused).is_(False),
-                )
+            followers = (
+                sa_select(col(Subscription.chat_id))
+                .where(col(Subscription.topic_id).in_(topics))
                 .distinct()
             )
-            for chat in rows:
-                assert chat.id is not None
-                chats[chat.id] = chat
+            rows = await _load_chats(
+                session,
+                sa_select(*_CHAT_COLUMNS).where(
+                    CHAT.c.id.in_(followers),
+                    CHAT.c.frequency == Frequency.instant.value,
+                    CHAT.c.active.is_(True),
+                    CHAT.c.paused.is_(False),
+                ),
+            )
+            chats.update((chat.id, chat) for chat in rows)
         if not chats:
             return 0
         # an alert is about this poll's releases, whatever the chat's last digest: a poll
@@ -622,6 +949,7 @@ async def queue_instant_alerts(
                 parts = compose_instant(digest.sections, language=chat.language, total=digest.total)
                 key = f"{prefix}:{chat_id}:{thread_id}:{batch}"
                 pending.append(_Pending(chat, thread_id, parts, key, digest))
+        moved: dict[int, _ChatRow] = {}
         alerts = await _enqueue_pending(
             session, pending, kind=MessageKind.instant, mini_app_url=mini_app_url
         )
@@ -632,6 +960,7 @@ async def queue_instant_alerts(
             if seen is not None and (last is None or seen > as_utc(last)):
                 # /digest (or send-digests --now) on an instant chat starts after what was alerted
                 alert.chat.last_digest_at = seen
-                session.add(alert.chat)
+                moved[alert.chat.id] = alert.chat
+        await _save_chats(session, list(moved.values()), ("last_digest_at",))
         await session.commit()
     return queued
