@@ -16,6 +16,7 @@ def main(argv: list[str]) -> int:
         print(f"\n=== benchmarks.{name} ===", flush=True)
         started = time.perf_counter()
         try:
+            sys.argv = [f"benchmarks.{name}"]  # each benchmark's own options: its defaults here
             importlib.import_module(f"benchmarks.{name}").main()
         except Exception as exc:  # one broken benchmark should not hide the others' tables
             failed.append(name)
