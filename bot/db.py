@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,6 +102,17 @@ async def lock_for_claim(session: AsyncSession) -> None:
         await session.exec(update(Chat).where(false()).values(paused=Chat.paused))
 
 
+# ids in one IN (...) list, rows in one multi-row statement: far below SQLite's and asyncpg's
+# 32,766 parameters, and short enough that one statement never holds a lock for long
+IN_CHUNK = 1000
+
+
+def chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """`values` in slices of at most `size` (for IN lists and batched writes)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 async def finish_transaction(work: Coroutine[Any, Any, T]) -> T:
     """Awaits `work` (one short transaction); a cancellation waits for it to end, then counts.
 
@@ -120,13 +131,18 @@ async def finish_transaction(work: Coroutine[Any, Any, T]) -> T:
         raise
 
 
+def upsert_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT that takes ON CONFLICT (DO NOTHING / DO UPDATE) and `excluded`."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
+
+
 def insert_ignoring_conflicts(dialect: str, table: Table, conflict_columns: list[str]) -> Insert:
     """INSERT ... ON CONFLICT (columns) DO NOTHING, for SQLite and PostgreSQL alike."""
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
-    raise RuntimeError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
+    return upsert_insert(dialect, table).on_conflict_do_nothing(index_elements=conflict_columns)
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

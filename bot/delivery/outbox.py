@@ -30,14 +30,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.dml import Insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import SessionFactory, insert_ignoring_conflicts, lock_for_claim
+from bot.db import SessionFactory, chunks, dialect_of, insert_ignoring_conflicts, lock_for_claim
 from bot.models import PRIORITY, MessageKind, MessageState, metadata, utcnow
 
 OUTBOX: Table = metadata.tables["outbox"]
 CHAT: Table = metadata.tables["chat"]
 
 AnyRow = tuple[Any, ...]
-ENQUEUE_CHUNK = 1000
 GROUP_TYPES = ("group", "supergroup", "channel")
 
 
@@ -83,7 +82,7 @@ def is_group_chat(chat_type: str, telegram_id: int) -> bool:
 
 def _insert_ignoring_duplicates(session: AsyncSession) -> Insert:
     """INSERT … ON CONFLICT (dedup_key) DO NOTHING in the session's dialect."""
-    return insert_ignoring_conflicts(session.get_bind().dialect.name, OUTBOX, ["dedup_key"])
+    return insert_ignoring_conflicts(dialect_of(session), OUTBOX, ["dedup_key"])
 
 
 def _row_values(row: OutboxRow, now: datetime) -> dict[str, Any]:
@@ -136,9 +135,9 @@ async def enqueue_many(session: AsyncSession, rows: Sequence[OutboxRow]) -> list
     """
     now = utcnow()
     inserted: list[str | None] = []
-    postgres = session.get_bind().dialect.name == "postgresql"
-    for start in range(0, len(rows), ENQUEUE_CHUNK):
-        chunk = [_row_values(row, now) for row in rows[start : start + ENQUEUE_CHUNK]]
+    postgres = dialect_of(session) == "postgresql"
+    for rows_chunk in chunks(rows):
+        chunk = [_row_values(row, now) for row in rows_chunk]
         insert = _insert_ignoring_duplicates(session)
         if postgres:
             stmt = _insert_unnest(insert, chunk).returning(OUTBOX.c.dedup_key)

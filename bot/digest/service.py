@@ -18,7 +18,7 @@ import heapq
 import logging
 from bisect import bisect_right
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import SessionFactory, lock_for_claim
+from bot.db import SessionFactory, chunks, dialect_of, lock_for_claim
 from bot.digest.compose import (
     MAX_ITEMS_PER_TOPIC,
     DigestItem,
@@ -73,7 +73,6 @@ CHAT: Table = metadata.tables["chat"]
 # window would start after it: that release would never be sent. /digest and --now are
 # asked for by a person and end at now.
 MATCH_SETTLE = timedelta(seconds=60)
-_IN_CHUNK = 2000  # ids per IN (...) list: far below SQLite's and asyncpg's parameter limits
 _SCHEDULED = (Frequency.daily.value, Frequency.weekly.value)
 
 
@@ -169,7 +168,7 @@ async def _save_chats(
     if not chats:
         return
     connection = await session.connection()
-    if connection.dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         for start in range(0, len(chats), 5000):
             chunk = chats[start : start + 5000]
             arrays = [cast(bindparam(None, [c.id for c in chunk], ARRAY(Integer)), ARRAY(Integer))]
@@ -189,11 +188,6 @@ async def _save_chats(
         .values({name: bindparam(f"b_{name}") for name in fields}),
         [{"b_id": c.id, **{f"b_{name}": getattr(c, name) for name in fields}} for c in chats],
     )
-
-
-def _chunks(ids: Sequence[ItemT]) -> Iterable[Sequence[ItemT]]:
-    for start in range(0, len(ids), _IN_CHUNK):
-        yield ids[start : start + _IN_CHUNK]
 
 
 def thread_window(chat: _ChatRow | Chat, thread_digest_at: datetime | None) -> datetime | None:
@@ -239,7 +233,7 @@ async def _followed_by_thread(
 
     by_id = {chat.id: chat for chat in chats}
     result: dict[int, dict[int, list[_Followed]]] = defaultdict(lambda: defaultdict(list))
-    for ids in _chunks(list(by_id)):
+    for ids in chunks(list(by_id)):
         rows = await fetch_rows(
             session,
             sa_select(
@@ -432,8 +426,8 @@ async def _matches_by_topic(
     from bot.delivery.outbox import fetch_rows
 
     result: dict[int, list[_MatchedRelease]] = defaultdict(list)
-    id_chunks = list(_chunks(release_ids)) if release_ids is not None else [None]
-    for topics in _chunks(topic_ids):
+    id_chunks = list(chunks(release_ids)) if release_ids is not None else [None]
+    for topics in chunks(topic_ids):
         for releases in id_chunks:
             query = matches_query(topics, seen_after, seen_until, releases)
             for row in await fetch_rows(session, query):
@@ -592,7 +586,7 @@ async def _enqueue_pending(
 
     first_keys = [f"{p.key}:1" for p in pending]
     queued_before: set[str] = set()
-    for keys in _chunks(first_keys):
+    for keys in chunks(first_keys):
         rows = await session.exec(
             select(OutboxMessage.dedup_key).where(col(OutboxMessage.dedup_key).in_(keys))
         )
@@ -911,7 +905,7 @@ async def queue_instant_alerts(
         if not topic_ids:
             return 0
         chats: dict[int, _ChatRow] = {}
-        for topics in _chunks(topic_ids):
+        for topics in chunks(topic_ids):
             followers = (
                 sa_select(col(Subscription.chat_id))
                 .where(col(Subscription.topic_id).in_(topics))

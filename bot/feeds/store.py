@@ -13,7 +13,7 @@ ON CONFLICT DO NOTHING), changes with one executemany.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -23,7 +23,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import dialect_of, insert_ignoring_conflicts, lock_for_claim
+from bot.db import chunks, dialect_of, insert_ignoring_conflicts, lock_for_claim
 from bot.feeds.identity import (
     ReleaseKey,
     canonical_link,
@@ -38,7 +38,6 @@ from bot.models import FeedEntry, Release
 RELEASE: Table = Release.__table__  # type: ignore[attr-defined]
 FEED_ENTRY: Table = FeedEntry.__table__  # type: ignore[attr-defined]
 # Both SQLite (32766) and asyncpg (32767) cap bound parameters per statement.
-IN_CHUNK = 1000
 
 T = TypeVar("T")
 
@@ -51,11 +50,6 @@ class StoreOutcome:
     # new releases that are news: not history, not a copy of a release shown already
     announced_ids: list[int] = field(default_factory=list)
     corrected_ids: list[int] = field(default_factory=list)  # updates that are corrections
-
-
-def _chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def _unique_by_guid(items: Iterable[NormalisedItem]) -> list[NormalisedItem]:
@@ -96,7 +90,7 @@ async def _candidates(
     """Stored releases by fingerprint, oldest first (the first is the canonical one)."""
     found: dict[str, list[_Candidate]] = {}
     connection = await session.connection()  # a Core SELECT of six columns
-    for chunk in _chunks(sorted(set(fingerprints))):
+    for chunk in chunks(sorted(set(fingerprints))):
         rows = await connection.execute(
             sa_select(
                 RELEASE.c.id,
@@ -158,7 +152,7 @@ async def store_items(
 
     # Entries this feed already had: unchanged ones are skipped, changed ones update the release.
     known: dict[str, tuple[int, int, str]] = {}  # guid -> (feed_entry id, release id, content hash)
-    for chunk in _chunks([item.guid for item in items]):
+    for chunk in chunks([item.guid for item in items]):
         rows = await session.exec(
             select(
                 FEED_ENTRY.c.guid,
@@ -288,7 +282,7 @@ async def _update_changed(
     """Rewrites the releases whose entry changed under the same guid, only this feed's own."""
     release_ids = sorted({known[item.guid][1] for item in changed})
     current: dict[int, tuple[str, str, int]] = {}  # release id -> (title, body, revision)
-    for chunk in _chunks(release_ids):
+    for chunk in chunks(release_ids):
         rows = await session.exec(
             select(RELEASE.c.id, RELEASE.c.title, RELEASE.c.body, RELEASE.c.revision).where(
                 RELEASE.c.id.in_(chunk), RELEASE.c.feed_id == feed_id

@@ -18,15 +18,13 @@ import weakref
 from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import SessionFactory
+from bot.db import SessionFactory, dialect_of, insert_ignoring_conflicts, upsert_insert
 from bot.matching.index import QueryMatcher, ReleaseText, TopicIndex
 from bot.matching.query import ParsedQuery, QueryTree, compile_tree, query_tree
 from bot.models import Match, Release, Subscription, Topic, utcnow
@@ -174,22 +172,16 @@ async def _diff(sessions: SessionFactory, cached: _CachedIndex) -> None:
     cached.diffed_at, cached.version = time.monotonic(), version
 
 
-def _insert(session: AsyncSession) -> Any:
-    """INSERT … ON CONFLICT for the session's dialect (SQLite and PostgreSQL both have it)."""
-    name = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (postgresql if name == "postgresql" else sqlite).insert
-
-
 async def get_or_create_topic(session: AsyncSession, parsed: ParsedQuery) -> Topic:
     """The Topic row of a canonical query, created if new; safe when two chats race for it."""
     found = (await session.exec(select(Topic).where(Topic.query == parsed.canonical))).first()
     if found is not None:
         return found
-    stmt = (
-        _insert(session)(Topic)
-        .values(query=parsed.canonical, label=parsed.label, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["query"])
-    )
+    stmt = insert_ignoring_conflicts(
+        dialect_of(session),
+        Topic.__table__,  # type: ignore[attr-defined]
+        ["query"],
+    ).values(query=parsed.canonical, label=parsed.label, created_at=utcnow())
     await session.exec(stmt)
     return (await session.exec(select(Topic).where(Topic.query == parsed.canonical))).one()
 
@@ -241,7 +233,7 @@ async def _store(
                     )
                 )
     if rows:
-        insert = _insert(session)(Match)
+        insert = upsert_insert(dialect_of(session), Match.__table__)  # type: ignore[attr-defined]
         upsert = insert.on_conflict_do_update(
             index_elements=["release_id", "topic_id"], set_={"in_title": insert.excluded.in_title}
         )
