@@ -162,6 +162,17 @@ async def send(
     )
 
 
+async def argument_or_usage(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, lang: str, usage_key: str
+) -> str | None:
+    """The command's argument; without one, the command's usage is the answer (None)."""
+    value = command_argument(update.effective_message)
+    if not value:
+        await send(update, context, t(lang, usage_key))
+        return None
+    return value
+
+
 async def send_in_parts(
     update: Update, context: ContextTypes.DEFAULT_TYPE, blocks: list[str]
 ) -> None:

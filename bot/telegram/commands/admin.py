@@ -18,8 +18,8 @@ from bot.models import BroadcastState, Chat
 from bot.telegram import keyboards
 from bot.telegram.common import (
     MESSAGE_BUDGET,
+    argument_or_usage,
     callback_match,
-    command_argument,
     current_chat,
     deps,
     drop_buttons,
@@ -114,9 +114,8 @@ async def addfeed_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if chat is None:
         return
     lang = chat.language
-    url = command_argument(update.effective_message)
-    if not url:
-        await send(update, context, t(lang, "addfeed_usage"))
+    url = await argument_or_usage(update, context, lang, "addfeed_usage")
+    if url is None:
         return
     d = deps(context)
     user = update.effective_user
@@ -142,9 +141,8 @@ async def removefeed_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
     if chat is None:
         return
     lang = chat.language
-    value = command_argument(update.effective_message)
-    if not value:
-        await send(update, context, t(lang, "removefeed_usage"))
+    value = await argument_or_usage(update, context, lang, "removefeed_usage")
+    if value is None:
         return
     sessions = deps(context).sessions
     feeds = await list_feeds(sessions)
@@ -172,9 +170,8 @@ async def broadcast_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     if chat is None:
         return
     lang = chat.language
-    text = command_argument(update.effective_message)
-    if not text:
-        await send(update, context, t(lang, "broadcast_usage"))
+    text = await argument_or_usage(update, context, lang, "broadcast_usage")
+    if text is None:
         return
     user = update.effective_user
     try:

@@ -24,10 +24,10 @@ from bot.subscriptions import (
 )
 from bot.telegram import keyboards
 from bot.telegram.common import (
+    argument_or_usage,
     callback_match,
     chat_for_button,
     chat_to_change,
-    command_argument,
     current_chat,
     deps,
     drop_buttons,
@@ -77,9 +77,8 @@ async def _change_setting(
     chat = await chat_to_change(update, context)
     if chat is None:
         return None
-    value = command_argument(update.effective_message)
-    if not value:
-        await send(update, context, t(chat.language, usage_key))
+    value = await argument_or_usage(update, context, chat.language, usage_key)
+    if value is None:
         return None
     try:
         return await change(deps(context).sessions, chat, value)

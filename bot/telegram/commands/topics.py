@@ -23,6 +23,7 @@ from bot.telegram import keyboards
 from bot.telegram.common import (
     MAX_QUERY_LENGTH,
     SEARCH_LIMIT,
+    argument_or_usage,
     callback_match,
     chat_for_button,
     chat_to_change,
@@ -145,9 +146,8 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     if chat is None:
         return
     lang = chat.language
-    text = command_argument(update.effective_message)
-    if not text:
-        await send(update, context, t(lang, "subscribe_usage"))
+    text = await argument_or_usage(update, context, lang, "subscribe_usage")
+    if text is None:
         return
     d = deps(context)
     try:
