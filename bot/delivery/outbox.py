@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Integer,
     Row,
     Select,
     Table,
@@ -40,7 +41,7 @@ AnyRow = tuple[Any, ...]
 GROUP_TYPES = ("group", "supergroup", "channel")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a rush builds a million, and frozen costs twice the time
 class OutboxRow:
     """One message for `enqueue_many`; chat_id is Chat.id (our row id)."""
 
@@ -137,24 +138,24 @@ async def enqueue_many(session: AsyncSession, rows: Sequence[OutboxRow]) -> list
     inserted: list[str | None] = []
     postgres = dialect_of(session) == "postgresql"
     for rows_chunk in chunks(rows):
-        chunk = [_row_values(row, now) for row in rows_chunk]
         insert = _insert_ignoring_duplicates(session)
         if postgres:
-            stmt = _insert_unnest(insert, chunk).returning(OUTBOX.c.dedup_key)
+            stmt = _insert_unnest(insert, rows_chunk, now).returning(OUTBOX.c.dedup_key)
             inserted.extend((await session.exec(stmt)).scalars())
         else:  # executemany: compiled once, sent in batches (SQLAlchemy's insertmanyvalues)
+            chunk = [_row_values(row, now) for row in rows_chunk]
             connection = await session.connection()
             result = await connection.execute(insert.returning(OUTBOX.c.dedup_key), chunk)
             inserted.extend(result.scalars())
     return inserted
 
 
+# every column but the text, which goes as an index into the chunk's distinct texts
 _UNNEST_COLUMNS = (
     "chat_id",
     "thread_id",
     "kind",
     "priority",
-    "text",
     "reply_markup",
     "state",
     "attempts",
@@ -165,16 +166,52 @@ _UNNEST_COLUMNS = (
 )
 
 
-def _insert_unnest(insert: Insert, chunk: list[dict[str, Any]]) -> Insert:
-    """PostgreSQL: INSERT … SELECT FROM unnest(one array per column), one statement of 12
+def _insert_unnest(insert: Insert, rows: Sequence[OutboxRow], now: datetime) -> Insert:
+    """PostgreSQL: INSERT … SELECT FROM unnest(one array per column), one statement of a dozen
     parameters whatever the chunk's size (a multi-row VALUES has 12 a row to compile and bind).
+
+    Each distinct text is sent once: in a rush most digests are the same few thousand texts
+    (a broadcast is one), and a text is kilobytes where the rest of a row is a few dozen bytes.
+    Rows go in in the order given (their ids follow it).
     """
+    texts: dict[str, int] = {}
+    columns: dict[str, list[Any]] = {name: [] for name in _UNNEST_COLUMNS}
+    numbers = []
+    queued = MessageState.queued.value
+    for row in rows:
+        numbers.append(texts.setdefault(row.text, len(texts) + 1))
+        columns["chat_id"].append(row.chat_id)
+        columns["thread_id"].append(row.thread_id)
+        columns["kind"].append(str(row.kind))
+        columns["priority"].append(PRIORITY[row.kind])
+        columns["reply_markup"].append(row.reply_markup)
+        columns["state"].append(queued)
+        columns["attempts"].append(0)
+        columns["not_before"].append(row.not_before or now)
+        columns["broadcast_id"].append(row.broadcast_id)
+        columns["dedup_key"].append(row.dedup_key)
+        columns["created_at"].append(now)
     arrays = [
-        bindparam(f"u_{name}", [values[name] for values in chunk], type_=ARRAY(OUTBOX.c[name].type))
-        for name in _UNNEST_COLUMNS
+        bindparam(f"u_{name}", values, type_=ARRAY(OUTBOX.c[name].type))
+        for name, values in columns.items()
     ]
-    source = func.unnest(*arrays).table_valued(*_UNNEST_COLUMNS).render_derived()
-    return insert.from_select(list(_UNNEST_COLUMNS), select(*source.c))
+    arrays.append(bindparam("u_text_no", numbers, type_=ARRAY(Integer)))
+    source = (
+        func.unnest(*arrays)
+        .table_valued(*_UNNEST_COLUMNS, "text_no", with_ordinality="row_no")
+        .render_derived()
+    )
+    distinct = (
+        func.unnest(bindparam("u_texts", list(texts), type_=ARRAY(OUTBOX.c.text.type)))
+        .table_valued("text", with_ordinality="text_no")
+        .render_derived()
+    )
+    chosen = (
+        select(*(source.c[name] for name in _UNNEST_COLUMNS), distinct.c.text)
+        .join_from(source, distinct, distinct.c.text_no == source.c.text_no)
+        .order_by(source.c.row_no)
+    )
+    return insert.from_select([*_UNNEST_COLUMNS, "text"], chosen)
 
 
 async def fetch_rows(session: AsyncSession, stmt: Select[*AnyRow]) -> Sequence[Row[*AnyRow]]:

@@ -124,7 +124,7 @@ def _fitted_release(title: str, link: str, summary: str, budget: int) -> tuple[s
     return text, units
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Block:
     """A piece of a part: a heading, or one release (with the "…and N more" after the last)."""
 
@@ -170,39 +170,46 @@ def _split_into_parts(header: str, blocks: list[_Block], language: str) -> list[
     return texts
 
 
-def _heading(section: DigestSection) -> str:
-    return f"<b>{escape(shorten(section.topic_label, LABEL_CHARS))}</b>"
-
-
 def _shown_items(section: DigestSection) -> list[DigestItem]:
     newest_first = sorted(section.items, key=lambda item: item.published_at, reverse=True)
     return newest_first[:MAX_ITEMS_PER_TOPIC]
 
 
-def _section_blocks(section: DigestSection, language: str, keep: int) -> list[_Block]:
+def _section_blocks(section: DigestSection, language: str, keep: int) -> tuple[_Block, ...]:
     """The heading and the first `keep` releases; the rest counted in "…and N more"."""
-    heading = _heading(section)
     items = _shown_items(section)[:keep]
-    more = section.more + len(section.items) - len(items)
+    return _blocks_of(
+        language,
+        section.topic_label,
+        section.topic_query,
+        section.more + len(section.items) - len(items),
+        tuple((item.title, item.link, item.summary, item.corrected) for item in items),
+    )
+
+
+# a rush composes tens of thousands of digests whose sections are the same few thousand
+@lru_cache(maxsize=8192)
+def _blocks_of(
+    language: str, label: str, query: str, more: int, items: tuple[tuple[str, str, str, bool], ...]
+) -> tuple[_Block, ...]:
+    heading = f"<b>{escape(shorten(label, LABEL_CHARS))}</b>"
     more_line = ""
     if more > 0:
-        query = shorten(section.topic_query, QUERY_CHARS)
-        more_line = "\n<i>" + t(language, "digest_more", count=more, query=query) + "</i>"
+        shown_query = shorten(query, QUERY_CHARS)
+        more_line = "\n<i>" + t(language, "digest_more", count=more, query=shown_query) + "</i>"
     if not items:  # a topic cut whole: its heading and where to find its releases
-        return [_Block(heading + more_line, visible_length(heading + more_line), None)]
+        return (_Block(heading + more_line, visible_length(heading + more_line), None),)
     blocks = [_Block(heading, visible_length(heading), None)]
-    for index, item in enumerate(items):
+    for index, (title, link, summary, corrected) in enumerate(items):
         tail = more_line if index == len(items) - 1 else ""
         tail_units = visible_length(tail) if tail else 0
-        mark = t(language, "digest_corrected") if item.corrected else ""
+        mark = t(language, "digest_corrected") if corrected else ""
         mark_units = visible_length(mark) if mark else 0
-        text, units = _fitted_release(
-            item.title, item.link, item.summary, ITEM_BUDGET - tail_units - mark_units
-        )
+        text, units = _fitted_release(title, link, summary, ITEM_BUDGET - tail_units - mark_units)
         if mark:  # after the bullet: "• Corrected: <title>"
             text, units = text[:2] + mark + text[2:], units + mark_units
         blocks.append(_Block(text + tail, units + tail_units, heading))
-    return blocks
+    return tuple(blocks)
 
 
 def _parts_keeping(

@@ -39,6 +39,8 @@ _DAYS_TO_SEARCH = 9
 
 def as_utc(moment: datetime) -> datetime:
     """`moment` in UTC; a naive datetime (SQLite without tz support) is taken as UTC."""
+    if moment.tzinfo is UTC:  # nearly always: what the database and utcnow() give
+        return moment
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

@@ -13,14 +13,16 @@ title, then the most specific (the longest canonical query), then the first by l
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import heapq
 import logging
 from bisect import bisect_right
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Integer, Table, and_, bindparam, cast, func, or_, true, tuple_
@@ -30,7 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import SessionFactory, chunks, dialect_of, lock_for_claim
+from bot.db import SessionFactory, chunks, dialect_of, lock_for_claim, utc_read
 from bot.digest.compose import (
     MAX_ITEMS_PER_TOPIC,
     DigestItem,
@@ -65,6 +67,7 @@ log = logging.getLogger(__name__)
 ItemT = TypeVar("ItemT", int, str)
 
 CLAIM_BATCH = 1000  # chats claimed per transaction by the tick
+TICK_LANES = 2  # tick transactions in flight at once on PostgreSQL (see _Tick.run)
 COMPOSED_CACHE = 4096  # distinct digests a tick keeps composed (same topics, window, language)
 CHAT: Table = metadata.tables["chat"]
 # A scheduled digest covers matches up to this long before the tick. Matching stamps
@@ -147,7 +150,10 @@ _CHAT_FIELDS = (
     "last_digest_at",
     "type",
 )
-_CHAT_COLUMNS = tuple(CHAT.c[name] for name in _CHAT_FIELDS)
+_CHAT_COLUMNS = tuple(
+    utc_read(CHAT.c[name]) if name in ("next_digest_at", "last_digest_at") else CHAT.c[name]
+    for name in _CHAT_FIELDS
+)
 
 
 async def _load_chats(session: AsyncSession, stmt: Any) -> list[_ChatRow]:
@@ -198,8 +204,12 @@ def thread_window(chat: _ChatRow | Chat, thread_digest_at: datetime | None) -> d
     dedup key of its next digest is built on it, so a topic-only /digest moves that topic's
     window and no other's.
     """
-    moments = [as_utc(m) for m in (chat.last_digest_at, thread_digest_at) if m is not None]
-    return max(moments, default=None)
+    chat_last = chat.last_digest_at
+    if thread_digest_at is None:
+        return None if chat_last is None else as_utc(chat_last)
+    if chat_last is None:
+        return as_utc(thread_digest_at)
+    return max(as_utc(chat_last), as_utc(thread_digest_at))
 
 
 def _window_start(
@@ -240,8 +250,8 @@ async def _followed_by_thread(
                 col(Subscription.chat_id),
                 col(Subscription.thread_id),
                 col(Subscription.query_text),
-                col(Subscription.created_at),
-                col(Subscription.last_digest_at),
+                utc_read(col(Subscription.created_at)),
+                utc_read(col(Subscription.last_digest_at)),
                 col(Topic.id),
                 col(Topic.label),
                 col(Topic.query),
@@ -281,11 +291,17 @@ class _MatchWindow:
         self._after: dict[int, datetime] = {}
         self._times: dict[int, list[datetime]] = {}
         self._corrected: dict[int, list[_MatchedRelease]] = {}
-        self._news: dict[tuple[int, datetime], _NewsFound] = {}
+        self._news: dict[tuple[int, object], _NewsFound] = {}
         self._tokens: dict[tuple[tuple[int, str], ...], int] = {}
+        self._loading = asyncio.Lock()  # the tick's lanes share the window: one reads at a time
+        self._arranged: dict[tuple[int, int], _Arranged] = {}
 
     async def load(self, session: AsyncSession, since_by_topic: dict[int, datetime]) -> None:
         """Reads the matches of the topics not read yet from early enough."""
+        async with self._loading:
+            await self._load(session, since_by_topic)
+
+    async def _load(self, session: AsyncSession, since_by_topic: dict[int, datetime]) -> None:
         missing = {
             topic_id: since
             for topic_id, since in since_by_topic.items()
@@ -313,7 +329,13 @@ class _MatchWindow:
         Worked out once per (topic, window start): a subscription older than every release
         in it (nearly all) gets the shared answer.
         """
-        key = (topic.topic_id, topic.since)
+        # with no corrected release among its matches, the answer depends on where the window
+        # starts among them, not on the moment: first digests since 200 different days of
+        # subscription all start before the first match, and share one answer
+        start: object = topic.since
+        if not self._corrected.get(topic.topic_id):
+            start = bisect_right(self._times.get(topic.topic_id, []), topic.since)
+        key = (topic.topic_id, start)
         shared = self._news.get(key)
         if shared is None:
             shared = self._news[key] = self._news_for(replace(topic, subscribed_at=_EPOCH))
@@ -321,6 +343,16 @@ class _MatchWindow:
         if oldest is None or topic.subscribed_at < oldest:
             return found, token
         return self._news_for(topic)[:2]  # subscribed after some release was first seen
+
+    def arranged(
+        self, topic_id: int, token: int, pairs: list[tuple[_MatchedRelease, str]]
+    ) -> _Arranged:
+        """`pairs` (the news `token` names, of `topic_id`) arranged for `_assemble_digest`."""
+        key = (topic_id, token)
+        found = self._arranged.get(key)
+        if found is None:
+            found = self._arranged[key] = _Arranged.of(pairs)
+        return found
 
     def _news_for(
         self, topic: _Followed
@@ -383,14 +415,14 @@ def matches_query(
         sa_select(
             col(Match.topic_id),
             col(Match.in_title),
-            col(Match.matched_at),
+            utc_read(col(Match.matched_at)),
             col(Release.id),
             col(Release.title),
             col(Release.link),
             col(Release.summary),
-            col(Release.published_at),
-            col(Release.first_seen_at),
-            col(Release.corrected_at),
+            utc_read(col(Release.published_at)),
+            utc_read(col(Release.first_seen_at)),
+            utc_read(col(Release.corrected_at)),
             col(Release.revision),
         )
         .join(Release, col(Release.id) == col(Match.release_id))
@@ -503,16 +535,15 @@ def _build_digest(
     *,
     until: datetime | None = None,
     corrections_only: bool = False,
-    news: News | None = None,
 ) -> _Digest:
     """Each release once, under its best topic; sections by label, releases newest first.
 
     A release the chat had already received and that was corrected since comes again,
     marked (`until`: the window's end for corrections). With `corrections_only` (instant
-    alerts about corrections) only those. `news`: what `_news_of` says, already known.
+    alerts about corrections) only those. The tick builds the same from lists arranged once
+    (`_assemble_digest`); a property test holds the two to one answer.
     """
-    if news is None:
-        news = _news_of(followed, matches, until, corrections_only)
+    news = _news_of(followed, matches, until, corrections_only)
     # topics from most to least specific (longest canonical query), then by label
     by_specificity = sorted(
         followed, key=lambda f: (-len(f.canonical), f.label.casefold(), f.topic_id)
@@ -553,6 +584,95 @@ def _build_digest(
             )
         )
     return _Digest(sections, len(best), newest_seen)
+
+
+@dataclass(slots=True)
+class _Arranged:
+    """One topic's news to a window, arranged once for every digest that shows it: a rush
+    composes tens of thousands of digests from the same few hundred lists."""
+
+    ordered: list[DigestItem]  # newest first, (published_at, release_id); corrected ones marked
+    ids: frozenset[int]
+    corrected: frozenset[int]
+    in_title: dict[int, bool]
+    newest_seen: datetime | None  # the latest matched_at (corrected_at of a correction)
+
+    @classmethod
+    def of(cls, pairs: list[tuple[_MatchedRelease, str]]) -> _Arranged:
+        items = []
+        newest: datetime | None = None
+        for matched, kind in pairs:
+            corrected = kind == "corrected"
+            items.append(replace(matched.item, corrected=True) if corrected else matched.item)
+            seen = matched.corrected_at if corrected else matched.matched_at
+            if seen is not None and (newest is None or seen > newest):
+                newest = seen
+        items.sort(key=lambda item: (item.published_at, item.release_id), reverse=True)
+        return cls(
+            items,
+            frozenset(item.release_id for item in items),
+            frozenset(item.release_id for item in items if item.corrected),
+            {item.release_id: item.in_title for item in items},
+            newest,
+        )
+
+
+def _assemble_digest(followed: list[_Followed], arranged: dict[int, _Arranged]) -> _Digest:
+    """`_build_digest` from lists arranged beforehand: the same digest, in time that grows with
+    the releases two topics share, not with all of them.
+
+    Each release once, under its best topic (a title match, then the most specific topic);
+    a release the chat had and that was corrected is marked under whichever topic shows it.
+    """
+    by_specificity = sorted(
+        followed, key=lambda f: (-len(f.canonical), f.label.casefold(), f.topic_id)
+    )
+    lists = [arranged[f.topic_id] for f in by_specificity]
+    shared: frozenset[int] = frozenset()
+    for i, first in enumerate(lists):
+        for second in lists[i + 1 :]:
+            shared |= first.ids & second.ids
+    owner: dict[int, int] = {}  # a release in several topics -> the one that shows it
+    for release_id in shared:
+        best: tuple[bool, int] | None = None
+        for position, (topic, found) in enumerate(zip(by_specificity, lists, strict=True)):
+            if release_id in found.ids:
+                rank = (not found.in_title[release_id], position)
+                if best is None or rank < best:
+                    best, owner[release_id] = rank, topic.topic_id
+    corrected = frozenset().union(*(found.corrected for found in lists))
+    seen = [found.newest_seen for found in lists if found.newest_seen is not None]
+    sections = []
+    for topic in sorted(by_specificity, key=lambda f: (f.label.casefold(), f.topic_id)):
+        found = arranged[topic.topic_id]
+        items: Iterator[DigestItem] | list[DigestItem] = found.ordered
+        count = len(found.ids)
+        lost = [r for r in found.ids & shared if owner[r] != topic.topic_id]
+        if lost:
+            count -= len(lost)
+            items = (
+                i
+                for i in found.ordered
+                if owner.get(i.release_id, topic.topic_id) == topic.topic_id
+            )
+        if count == 0:
+            continue
+        shown = [
+            replace(item, corrected=True)
+            if not item.corrected and item.release_id in corrected
+            else item
+            for item in islice(items, MAX_ITEMS_PER_TOPIC)
+        ]
+        sections.append(
+            DigestSection(
+                topic_label=topic.label,
+                topic_query=topic.query_text,
+                items=shown,
+                more=max(count - MAX_ITEMS_PER_TOPIC, 0),
+            )
+        )
+    total = len(frozenset().union(*(found.ids for found in lists)))
+    return _Digest(sections, total, max(seen, default=None))
 
 
 @dataclass
@@ -676,12 +796,12 @@ async def _queue_chat_digests(
             own = max((f.thread_digest_at for f in subs if f.thread_digest_at), default=None)
             start = period_start(chat, now, thread_window(chat, own))
             period = start.isoformat() if start is not None else "first"
-            news: News = {}
+            news: dict[int, _Arranged] = {}
             tokens = []
             for f in subs:
                 pairs, token = window.news(f)
                 if pairs:  # a topic without news adds nothing, nor changes the others' ranks
-                    news[f.topic_id] = pairs
+                    news[f.topic_id] = window.arranged(f.topic_id, token, pairs)
                     tokens.append((f.topic_id, f.label, f.query_text, token))
             if not news:
                 continue
@@ -693,7 +813,7 @@ async def _queue_chat_digests(
             key: ComposedKey = (chat.language, local_day, *sorted(tokens))
             found = composed.get(key) if composed is not None else None
             if found is None:
-                digest = _build_digest(subs, {}, until=end, news=news)
+                digest = _assemble_digest(subs, news)
                 parts = (
                     compose_digest(
                         digest.sections,
@@ -783,17 +903,27 @@ class _Tick:
         self, sessions: SessionFactory, where: ColumnElement[bool], *, by_due: bool, send: bool
     ) -> int:
         """Claims the chats `where` says, CLAIM_BATCH a transaction, in (next_digest_at, id)
-        order (`by_due`) or id order; queues their digests (`send`) and advances them."""
+        order (`by_due`) or id order; queues their digests (`send`) and advances them.
+
+        On PostgreSQL TICK_LANES transactions take turns: while one batch's outbox rows are
+        written and committed (the server's work, on another core), the next batch is
+        claimed and composed (this process's). Claims are made one at a time, in order, so
+        the batches still go first due first; SQLite has one writer, and one lane.
+        """
+        async with sessions() as session:
+            lanes = TICK_LANES if send and dialect_of(session) == "postgresql" else 1
+        claims = _Claims(where, by_due)
+        async with asyncio.TaskGroup() as group:
+            done = [group.create_task(self._lane(sessions, claims, send)) for _ in range(lanes)]
+        return sum(task.result() for task in done)
+
+    async def _lane(self, sessions: SessionFactory, claims: _Claims, send: bool) -> int:
         queued = 0
-        cursor: tuple[datetime | None, int] | None = None
         while True:
             async with sessions() as session:
-                claim = claim_chats_query(where, cursor, by_due=by_due)
-                await lock_for_claim(session)
-                chats = await _load_chats(session, claim)
+                chats = await claims.next(session)
                 if not chats:
                     return queued
-                cursor = (chats[-1].next_digest_at, chats[-1].id)
                 if send:
                     outcomes = await _queue_chat_digests(
                         session,
@@ -802,7 +932,7 @@ class _Tick:
                         window_end=self.window_end,
                         window=self.window,
                         composed=self.composed,
-                        due_order=by_due,
+                        due_order=claims.by_due,
                         mini_app_url=self.mini_app_url,
                     )
                     queued += sum(outcome.parts_queued for outcome in outcomes.values())
@@ -810,6 +940,32 @@ class _Tick:
                     self.advance(chat)
                 await _save_chats(session, chats)
                 await session.commit()
+
+
+class _Claims:
+    """The tick's batches of chats, claimed one after another from a shared keyset cursor."""
+
+    def __init__(self, where: ColumnElement[bool], by_due: bool) -> None:
+        self.where = where
+        self.by_due = by_due
+        self._cursor: tuple[datetime | None, int] | None = None
+        self._turn = asyncio.Lock()
+        self._exhausted = False
+
+    async def next(self, session: AsyncSession) -> list[_ChatRow]:
+        """The next batch, locked in `session`'s transaction; [] when none is left."""
+        async with self._turn:
+            if self._exhausted:
+                return []
+            await lock_for_claim(session)
+            chats = await _load_chats(
+                session, claim_chats_query(self.where, self._cursor, by_due=self.by_due)
+            )
+            if not chats:
+                self._exhausted = True
+                return []
+            self._cursor = (chats[-1].next_digest_at, chats[-1].id)
+            return chats
 
 
 def _advance_schedule(chat: Chat, now: datetime) -> None:
