@@ -174,26 +174,13 @@ def _insert_unnest(insert: Insert, rows: Sequence[OutboxRow], now: datetime) -> 
     (a broadcast is one), and a text is kilobytes where the rest of a row is a few dozen bytes.
     Rows go in in the order given (their ids follow it).
     """
+    values = [_row_values(row, now) for row in rows]
     texts: dict[str, int] = {}
-    columns: dict[str, list[Any]] = {name: [] for name in _UNNEST_COLUMNS}
-    numbers = []
-    queued = MessageState.queued.value
-    for row in rows:
-        numbers.append(texts.setdefault(row.text, len(texts) + 1))
-        columns["chat_id"].append(row.chat_id)
-        columns["thread_id"].append(row.thread_id)
-        columns["kind"].append(str(row.kind))
-        columns["priority"].append(PRIORITY[row.kind])
-        columns["reply_markup"].append(row.reply_markup)
-        columns["state"].append(queued)
-        columns["attempts"].append(0)
-        columns["not_before"].append(row.not_before or now)
-        columns["broadcast_id"].append(row.broadcast_id)
-        columns["dedup_key"].append(row.dedup_key)
-        columns["created_at"].append(now)
+    numbers = [texts.setdefault(row["text"], len(texts) + 1) for row in values]
+    columns = {name: [row[name] for row in values] for name in _UNNEST_COLUMNS}
     arrays = [
-        bindparam(f"u_{name}", values, type_=ARRAY(OUTBOX.c[name].type))
-        for name, values in columns.items()
+        bindparam(f"u_{name}", column, type_=ARRAY(OUTBOX.c[name].type))
+        for name, column in columns.items()
     ]
     arrays.append(bindparam("u_text_no", numbers, type_=ARRAY(Integer)))
     source = (

@@ -910,8 +910,7 @@ class _Tick:
         claimed and composed (this process's). Claims are made one at a time, in order, so
         the batches still go first due first; SQLite has one writer, and one lane.
         """
-        async with sessions() as session:
-            lanes = TICK_LANES if send and dialect_of(session) == "postgresql" else 1
+        lanes = TICK_LANES if send and dialect_of(sessions) == "postgresql" else 1
         claims = _Claims(where, by_due)
         async with asyncio.TaskGroup() as group:
             done = [group.create_task(self._lane(sessions, claims, send)) for _ in range(lanes)]

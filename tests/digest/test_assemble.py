@@ -19,6 +19,7 @@ from bot.digest.service import (
     _Arranged,
     _assemble_digest,
     _build_digest,
+    _Digest,
     _Followed,
     _MatchedRelease,
     _news_of,
@@ -72,15 +73,14 @@ def chats(draw: st.DrawFn) -> tuple[list[_Followed], dict[int, list[_MatchedRele
     return followed, matches
 
 
-def _shape(digest: object) -> object:
-    sections = digest.sections  # type: ignore[attr-defined]
+def _shape(digest: _Digest) -> object:
     return (
         [
             (s.topic_label, s.topic_query, s.more, [(i.release_id, i.corrected) for i in s.items])
-            for s in sections
+            for s in digest.sections
         ],
-        digest.total,  # type: ignore[attr-defined]
-        digest.newest_seen,  # type: ignore[attr-defined]
+        digest.total,
+        digest.newest_seen,
     )
 
 
