@@ -13,8 +13,21 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Table, event, false, text, type_coerce, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    any_,
+    bindparam,
+    cast,
+    event,
+    false,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.sql.dml import Insert
@@ -127,6 +140,24 @@ async def lock_for_claim(session: AsyncSession) -> None:
 # ids in one IN (...) list, rows in one multi-row statement: far below SQLite's and asyncpg's
 # 32,766 parameters, and short enough that one statement never holds a lock for long
 IN_CHUNK = 1000
+
+
+def pg_array(values: Sequence[Any], item_type: Any) -> Any:
+    """PostgreSQL: `values` as one array parameter of `item_type` (cast, for asyncpg)."""
+    kind = ARRAY(item_type)
+    return cast(bindparam(None, list(values), kind), kind)
+
+
+def one_of(dialect: str, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values`. On PostgreSQL `= ANY(one array)`: an IN list is a parameter per
+    value, each compiled, processed and bound on its own (the tick's batches of a thousand
+    chat ids and dedup keys spent a tenth of their Python time on that)."""
+    found: ColumnElement[bool] = (
+        column == any_(pg_array(values, column.type))
+        if dialect == "postgresql"
+        else column.in_(values)
+    )
+    return found
 
 
 def chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:

@@ -39,6 +39,17 @@ def bot_environment(tmp_path: Path, **values: str) -> dict[str, str]:
     return env
 
 
+async def start_run(env: dict[str, str], tmp_path: Path) -> tuple[asyncio.subprocess.Process, Path]:
+    """`python -m bot run` left running, its log in a file: a pipe read only at the end fills
+    (64 kB; LOG_LEVEL=DEBUG gets there) and the bot blocks on its next log line."""
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env, stderr=out
+        )
+    return process, log
+
+
 @pytest.fixture
 async def feed_server(feeds_dir: Path) -> AsyncIterator[FeedServer]:
     async with FeedServer() as server:
@@ -57,9 +68,7 @@ async def test_run_answers_start_and_stops_cleanly_on_sigterm(
         LOG_LEVEL="DEBUG",
         HTTP_PORT=str(port := free_port()),
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
-    )
+    process, log_file = await start_run(env, tmp_path)
     try:
         api.push_message(USER_ID, "/start")
         reply = (await api.wait_for_message(USER_ID, timeout=60))[0]
@@ -74,12 +83,12 @@ async def test_run_answers_start_and_stops_cleanly_on_sigterm(
         assert health["status"] == "ok" and health["database"] == "ok"
         assert health["role"] == "all" and isinstance(health["outbox_depth"], int)
         process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        await asyncio.wait_for(process.wait(), 30)
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
-    log = stderr.decode()
+    log = log_file.read_text()
     assert process.returncode == 0, log[-2000:]
     assert api.token not in log
     assert api.token.split(":", 1)[1] not in log
@@ -170,9 +179,7 @@ async def test_sigterm_stops_within_10_s_while_polling_backs_off(
     env = bot_environment(
         tmp_path, BOT_TOKEN=api.token, TELEGRAM_API_URL=api.base_url, FEEDS="http://127.0.0.1:9/x"
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
-    )
+    process, log_file = await start_run(env, tmp_path)
     try:
         api.push_message(USER_ID, "/help")
         await api.wait_for_message(USER_ID, timeout=60)
@@ -182,11 +189,11 @@ async def test_sigterm_stops_within_10_s_while_polling_backs_off(
         await asyncio.sleep(0.5)  # the updater is now asleep for 30 s
         started = asyncio.get_running_loop().time()
         process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        await asyncio.wait_for(process.wait(), 30)
         took = asyncio.get_running_loop().time() - started
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
-    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert process.returncode == 0, log_file.read_text()[-2000:]
     assert took < 10, f"stopping took {took:.1f} s"
