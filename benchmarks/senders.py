@@ -239,6 +239,7 @@ async def unlimited(processes: int, messages: int) -> dict[str, Any]:
         sent, span = await _sent_span(sessions)
     return {
         "processes": processes,
+        "senders": processes,
         "sent": sent,
         "rate": sent / span if span else 0.0,
         "window_sent": sent - first,
@@ -271,6 +272,7 @@ async def paid(messages: int) -> dict[str, Any]:
         sent, span = await _sent_span(sessions)
     return {
         "processes": "2 paid",
+        "senders": 2,
         "sent": sent,
         "rate": sent / span if span else 0.0,
         "window_sent": sent - first,
@@ -333,7 +335,7 @@ def _cpu_table(results: list[dict[str, Any]]) -> None:
         top = max(sides, key=lambda k: sides[k])
         # a side is single-threaded per process: the senders' CPU is N processes' (compare
         # each with one core), the double is one, PostgreSQL a backend per connection
-        senders = got["processes"] if isinstance(got["processes"], int) else 2
+        senders = got["senders"]
         each = {"senders": busy["senders"] / senders, "double": busy["double"]}
         full = [k for k, v in each.items() if v >= 0.85]
         if machine >= 0.9 * cores:

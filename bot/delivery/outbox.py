@@ -20,18 +20,23 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
-    bindparam,
     case,
     func,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.dml import Insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import SessionFactory, chunks, dialect_of, insert_ignoring_conflicts, lock_for_claim
+from bot.db import (
+    SessionFactory,
+    chunks,
+    dialect_of,
+    insert_ignoring_conflicts,
+    lock_for_claim,
+    pg_array,
+)
 from bot.models import PRIORITY, MessageKind, MessageState, metadata, utcnow
 
 OUTBOX: Table = metadata.tables["outbox"]
@@ -178,18 +183,15 @@ def _insert_unnest(insert: Insert, rows: Sequence[OutboxRow], now: datetime) -> 
     texts: dict[str, int] = {}
     numbers = [texts.setdefault(row["text"], len(texts) + 1) for row in values]
     columns = {name: [row[name] for row in values] for name in _UNNEST_COLUMNS}
-    arrays = [
-        bindparam(f"u_{name}", column, type_=ARRAY(OUTBOX.c[name].type))
-        for name, column in columns.items()
-    ]
-    arrays.append(bindparam("u_text_no", numbers, type_=ARRAY(Integer)))
+    arrays = [pg_array(column, OUTBOX.c[name].type) for name, column in columns.items()]
+    arrays.append(pg_array(numbers, Integer))
     source = (
         func.unnest(*arrays)
         .table_valued(*_UNNEST_COLUMNS, "text_no", with_ordinality="row_no")
         .render_derived()
     )
     distinct = (
-        func.unnest(bindparam("u_texts", list(texts), type_=ARRAY(OUTBOX.c.text.type)))
+        func.unnest(pg_array(list(texts), OUTBOX.c.text.type))
         .table_valued("text", with_ordinality="text_no")
         .render_derived()
     )
