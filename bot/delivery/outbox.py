@@ -9,9 +9,10 @@ processes on PostgreSQL (`FOR UPDATE SKIP LOCKED`) share one queue without talki
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     case,
     func,
     or_,
@@ -91,21 +93,28 @@ def _insert_ignoring_duplicates(session: AsyncSession) -> Insert:
     return insert_ignoring_conflicts(dialect_of(session), OUTBOX, ["dedup_key"])
 
 
+# what a queued row takes from its OutboxRow, column by column: the one mapping, used row by
+# row (`_row_values`) and column by column (`_insert_unnest`)
+_FROM_ROW: dict[str, Callable[[OutboxRow], Any]] = {
+    "chat_id": attrgetter("chat_id"),
+    "thread_id": attrgetter("thread_id"),
+    "kind": lambda row: str(row.kind),
+    "priority": lambda row: PRIORITY[row.kind],
+    "reply_markup": attrgetter("reply_markup"),
+    "broadcast_id": attrgetter("broadcast_id"),
+    "dedup_key": attrgetter("dedup_key"),
+}
+
+
+def _same_for_all(now: datetime) -> dict[str, Any]:
+    """The columns every row queued at `now` starts with."""
+    return {"state": MessageState.queued.value, "attempts": 0, "created_at": now}
+
+
 def _row_values(row: OutboxRow, now: datetime) -> dict[str, Any]:
-    return {
-        "chat_id": row.chat_id,
-        "thread_id": row.thread_id,
-        "kind": str(row.kind),
-        "priority": PRIORITY[row.kind],
-        "text": row.text,
-        "reply_markup": row.reply_markup,
-        "state": MessageState.queued.value,
-        "attempts": 0,
-        "not_before": row.not_before or now,
-        "broadcast_id": row.broadcast_id,
-        "dedup_key": row.dedup_key,
-        "created_at": now,
-    }
+    values = {name: get(row) for name, get in _FROM_ROW.items()}
+    values.update(_same_for_all(now), text=row.text, not_before=row.not_before or now)
+    return values
 
 
 async def enqueue(
@@ -155,39 +164,25 @@ async def enqueue_many(session: AsyncSession, rows: Sequence[OutboxRow]) -> list
     return inserted
 
 
-# every column but the text, which goes as an index into the chunk's distinct texts
-_UNNEST_COLUMNS = (
-    "chat_id",
-    "thread_id",
-    "kind",
-    "priority",
-    "reply_markup",
-    "state",
-    "attempts",
-    "not_before",
-    "broadcast_id",
-    "dedup_key",
-    "created_at",
-)
-
-
 def _insert_unnest(insert: Insert, rows: Sequence[OutboxRow], now: datetime) -> Insert:
     """PostgreSQL: INSERT … SELECT FROM unnest(one array per column), one statement of a dozen
     parameters whatever the chunk's size (a multi-row VALUES has 12 a row to compile and bind).
 
     Each distinct text is sent once: in a rush most digests are the same few thousand texts
     (a broadcast is one), and a text is kilobytes where the rest of a row is a few dozen bytes.
-    Rows go in in the order given (their ids follow it).
+    What every row has alike (state, attempts, created_at) is one value, not an array. Rows go
+    in in the order given (their ids follow it).
     """
-    values = [_row_values(row, now) for row in rows]
     texts: dict[str, int] = {}
-    numbers = [texts.setdefault(row["text"], len(texts) + 1) for row in values]
-    columns = {name: [row[name] for row in values] for name in _UNNEST_COLUMNS}
+    numbers = [texts.setdefault(row.text, len(texts) + 1) for row in rows]
+    columns = {name: [get(row) for row in rows] for name, get in _FROM_ROW.items()}
+    columns["not_before"] = [row.not_before or now for row in rows]
+    names = list(columns)
     arrays = [pg_array(column, OUTBOX.c[name].type) for name, column in columns.items()]
     arrays.append(pg_array(numbers, Integer))
     source = (
         func.unnest(*arrays)
-        .table_valued(*_UNNEST_COLUMNS, "text_no", with_ordinality="row_no")
+        .table_valued(*names, "text_no", with_ordinality="row_no")
         .render_derived()
     )
     distinct = (
@@ -195,12 +190,16 @@ def _insert_unnest(insert: Insert, rows: Sequence[OutboxRow], now: datetime) -> 
         .table_valued("text", with_ordinality="text_no")
         .render_derived()
     )
+    alike = [
+        bindparam(None, value, OUTBOX.c[name].type).label(name)
+        for name, value in _same_for_all(now).items()
+    ]
     chosen = (
-        select(*(source.c[name] for name in _UNNEST_COLUMNS), distinct.c.text)
+        select(*(source.c[name] for name in names), *alike, distinct.c.text)
         .join_from(source, distinct, distinct.c.text_no == source.c.text_no)
         .order_by(source.c.row_no)
     )
-    return insert.from_select([*_UNNEST_COLUMNS, "text"], chosen)
+    return insert.from_select([*names, *(a.name for a in alike), "text"], chosen)
 
 
 async def fetch_rows(session: AsyncSession, stmt: Select[*AnyRow]) -> Sequence[Row[*AnyRow]]:
