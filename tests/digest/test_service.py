@@ -539,3 +539,43 @@ async def test_the_manage_button_opens_the_mini_app_in_private_chats(world: Worl
     assert buttons[private.id]["web_app"] == {"url": url}
     assert buttons[instant.id]["web_app"] == {"url": url}
     assert buttons[group.id]["callback_data"] == "v1:manage" and "web_app" not in buttons[group.id]
+
+
+async def test_the_match_window_shares_a_release_between_topics_but_reads_a_correction_anew(
+    world: World,
+) -> None:
+    from sqlalchemy import update
+
+    from bot.digest.compose import DigestItem
+    from bot.digest.service import _matches_by_topic
+
+    customs = await world.topic("customs")
+    drugs = await world.topic("drugs")
+    release = await world.release("Drugs seized", customs, drugs)
+    assert customs.id is not None and drugs.id is not None
+    shared: dict[tuple[int, bool, int], DigestItem] = {}
+    since, until = NOW - timedelta(days=1), NOW
+    async with world.sessions() as session:
+        found = await _matches_by_topic(
+            session,
+            [customs.id, drugs.id],
+            seen_after=since,
+            seen_until=until,
+            items=shared,
+        )
+        [by_customs], [by_drugs] = found[customs.id], found[drugs.id]
+        assert by_customs.item is by_drugs.item  # one item for both topics, not two copies
+        await session.exec(
+            update(Release)
+            .where(col(Release.id) == release.id)
+            .values(title="Drugs seized (corrected)", revision=1, corrected_at=NOW)
+        )
+        await session.commit()
+        again = await _matches_by_topic(
+            session,
+            [customs.id],
+            seen_after=since,
+            seen_until=until,
+            items=shared,
+        )
+    assert [m.item.title for m in again[customs.id]] == ["Drugs seized (corrected)"]
