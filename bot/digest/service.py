@@ -220,16 +220,10 @@ def thread_window(chat: _ChatRow | Chat, thread_digest_at: datetime | None) -> d
     return max(as_utc(chat_last), as_utc(thread_digest_at))
 
 
-def _window_start(
-    chat: _ChatRow,
-    subscribed_at: datetime,
-    *,
-    after_last_digest: bool,
-    thread_digest_at: datetime | None = None,
-) -> datetime:
-    subscribed_at = as_utc(subscribed_at)
-    last = thread_window(chat, thread_digest_at) if after_last_digest else None
-    return subscribed_at if last is None else max(last, subscribed_at)
+def _window_start(subscribed_at: datetime, last_digest: datetime | None) -> datetime:
+    """News to a subscription begins at its thread's last digest (`thread_window`), never
+    before the subscription was made."""
+    return subscribed_at if last_digest is None else max(last_digest, subscribed_at)
 
 
 async def _mark_thread_sent(
@@ -286,19 +280,16 @@ async def _followed_by_thread(
             )
         for chat_id, thread_id, query_text, created_at, own, topic_id in rows:
             created_at = as_utc(created_at)
-            if own is None and after_last_digest:  # nearly every row: the chat's window
-                last = chat_last.get(chat_id, _UNREAD)
-                if last is _UNREAD:
-                    last = chat_last[chat_id] = thread_window(by_id[chat_id], None)
-                since = created_at if last is None or created_at > last else last
+            own = as_utc(own) if own is not None else None
+            if not after_last_digest:
+                last = None
+            elif own is None:  # nearly every row: the chat's window, worked out once a chat
+                if chat_id not in chat_last:
+                    chat_last[chat_id] = thread_window(by_id[chat_id], None)
+                last = chat_last[chat_id]
             else:
-                own = as_utc(own) if own is not None else None
-                since = _window_start(
-                    by_id[chat_id],
-                    created_at,
-                    after_last_digest=after_last_digest,
-                    thread_digest_at=own,
-                )
+                last = thread_window(by_id[chat_id], own)
+            since = _window_start(created_at, last)
             label, canonical = known[topic_id]
             threads = result.get(chat_id)
             if threads is None:
@@ -310,9 +301,6 @@ async def _followed_by_thread(
                 _Followed(topic_id, label, canonical, query_text, since, created_at, own)
             )
     return result
-
-
-_UNREAD = datetime.min  # a chat whose last digest this loop has not looked up yet
 
 
 _NewsFound = tuple[list[tuple[_MatchedRelease, str]], int, datetime | None]
