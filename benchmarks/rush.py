@@ -13,14 +13,16 @@ pool of N/20 distinct queries, 5% of which match something), 35% in Chinese, tim
 UTC+8 plus London at midnight (the same minute in UTC), 15% weekly, 10% groups, some with a
 forum thread; 30 days of releases (300 a day: 45% match no catalogue topic, 40% one, 15%
 two, the topics flatter than Zipf). The tick runs in a
-child process so its peak RSS is its own.
+child process so its peak RSS is its own; `--schedulers N` runs N of them at once on the
+PostgreSQL database, as N `--role scheduler` processes would (the tick from the first one's
+start to the last one's end; no digest queued twice).
 
 `--explain` prints EXPLAIN (ANALYZE, BUFFERS) (SQLite: EXPLAIN QUERY PLAN) of the due-digest
 claim and the match-window query before the tick, and the outbox claim after it (the
 outbox then holds the rush).
 
 Run: .venv/bin/python -m benchmarks.rush [--chats N] [--sqlite-chats N] [--explain]
-     [--only sqlite|postgres]
+     [--only sqlite|postgres] [--schedulers N]
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from itertools import accumulate
@@ -320,56 +321,109 @@ async def _explain_after(url: str) -> None:
     await engine.dispose()
 
 
-async def _tick(url: str, chats: int, explain: bool) -> dict[str, Any]:
-    if explain:
+async def _tick(url: str, explain: bool, index: int, barrier: Any) -> dict[str, Any]:
+    """One scheduler process's tick: process 0 also measures the yardsticks before it and
+    checks the outbox after every process is done."""
+    lead = index == 0
+    if lead and explain:
         await _explain_before(url)
-    db_yard = await db_yardstick(url)
-    cpu_yard = cpu_yardstick()
+    db_yard = await db_yardstick(url) if lead else 0.0
+    cpu_yard = cpu_yardstick() if lead else 0.0
     engine = create_engine(url)
     sessions = session_factory(engine)
     rss_before = peak_rss_mb()
-    started = time.perf_counter()
+    await asyncio.to_thread(barrier.wait)  # every scheduler starts at once
+    started = time.time()
     queued = await queue_due_digests(sessions, NOW)
-    elapsed = time.perf_counter() - started
+    ended = time.time()
     rss = peak_rss_mb()
+    await asyncio.to_thread(barrier.wait)
+    figures: dict[str, Any] = {
+        "started": started,
+        "ended": ended,
+        "queued": queued,
+        "rss_mb": rss,
+        "rss_before_mb": rss_before,
+    }
+    if not lead:
+        await engine.dispose()
+        return figures
     again = await queue_due_digests(sessions, NOW)
+    outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(func.count()).select_from(OutboxMessage))).scalar()
+        rows = (await conn.execute(select(func.count()).select_from(outbox))).scalar()
         # first due first: the outbox ids follow the chats' due times
         order = (
             await conn.execute(
                 select(Chat.__table__.c.id)  # type: ignore[attr-defined]
-                .join(
-                    OutboxMessage.__table__,  # type: ignore[attr-defined]
-                    OutboxMessage.__table__.c.chat_id == Chat.__table__.c.id,  # type: ignore[attr-defined]
-                )
-                .order_by(OutboxMessage.__table__.c.id)  # type: ignore[attr-defined]
+                .join(outbox, outbox.c.chat_id == Chat.__table__.c.id)  # type: ignore[attr-defined]
+                .order_by(outbox.c.id)
                 .limit(2000)
             )
         ).all()
         chats_with = (
+            await conn.execute(select(func.count(func.distinct(outbox.c.chat_id))))
+        ).scalar()
+        # never one digest twice, however many schedulers: one first part per (chat, thread)
+        doubled = (
             await conn.execute(
-                select(func.count(func.distinct(OutboxMessage.__table__.c.chat_id)))  # type: ignore[attr-defined]
+                select(func.count()).select_from(
+                    select(outbox.c.chat_id, outbox.c.thread_id)
+                    .where(outbox.c.kind == "digest", outbox.c.dedup_key.like("%:0"))
+                    .group_by(outbox.c.chat_id, outbox.c.thread_id)
+                    .having(func.count() > 1)
+                    .subquery()
+                )
             )
         ).scalar()
     await engine.dispose()
-    assert again == 0 and rows == queued, (again, rows, queued)
     if explain:
         await _explain_after(url)
+    figures.update(
+        again=again,
+        rows=rows,
+        doubled=doubled,
+        chats_with_digest=chats_with,
+        cpu_yard=cpu_yard,
+        db_yard=db_yard,
+        first_ids=[r[0] for r in order[:3]],
+    )
+    return figures
+
+
+def _run_tick(url: str, explain: bool, index: int, barrier: Any, out: Any) -> None:
+    out.put((index, asyncio.run(_tick(url, explain, index, barrier))))
+
+
+def _run_schedulers(url: str, schedulers: int, explain: bool) -> dict[str, Any]:
+    """`schedulers` processes tick at once on the database, as `--role scheduler` processes
+    would; the tick's time is from the first one's start to the last one's end."""
+    context = get_context("spawn")
+    barrier, out = context.Barrier(schedulers), context.Queue()
+    processes = [
+        context.Process(target=_run_tick, args=(url, explain, n, barrier, out))
+        for n in range(schedulers)
+    ]
+    for process in processes:
+        process.start()
+    results = dict(out.get(timeout=3_600) for _ in processes)
+    for process in processes:
+        process.join()
+        if process.exitcode:
+            raise RuntimeError(f"a scheduler process exited with {process.exitcode}")
+    lead = results[0]
+    queued = sum(r["queued"] for r in results.values())
+    assert lead["again"] == 0 and lead["rows"] == queued, (lead["again"], lead["rows"], queued)
+    assert lead["doubled"] == 0, f"{lead['doubled']} digests queued twice"
     return {
-        "seconds": elapsed,
+        **lead,
+        "seconds": max(r["ended"] for r in results.values())
+        - min(r["started"] for r in results.values()),
         "queued": queued,
-        "chats_with_digest": chats_with,
-        "rss_mb": rss,
-        "rss_before_mb": rss_before,
-        "cpu_yard": cpu_yard,
-        "db_yard": db_yard,
-        "first_ids": [r[0] for r in order[:3]],
+        "rss_mb": max(r["rss_mb"] for r in results.values()),
+        "schedulers": schedulers,
+        "shares": [results[n]["queued"] for n in range(schedulers)],
     }
-
-
-def _run_tick(url: str, chats: int, explain: bool) -> dict[str, Any]:
-    return asyncio.run(_tick(url, chats, explain))
 
 
 def _pg_admin(sql: str) -> None:
@@ -392,7 +446,9 @@ def _pg_admin(sql: str) -> None:
     asyncio.run(run())
 
 
-def bench(backend: str, chats: int, *, explain: bool = False) -> dict[str, Any]:
+def bench(
+    backend: str, chats: int, *, explain: bool = False, schedulers: int = 1
+) -> dict[str, Any]:
     name = f"bench_rush_{uuid.uuid4().hex[:8]}"
     folder = tempfile.TemporaryDirectory()
     if backend == "sqlite":
@@ -404,8 +460,7 @@ def bench(backend: str, chats: int, *, explain: bool = False) -> dict[str, Any]:
         started = time.perf_counter()
         asyncio.run(seed(url, chats))
         seeded = time.perf_counter() - started
-        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-            figures = pool.submit(_run_tick, url, chats, explain).result()
+        figures = _run_schedulers(url, schedulers, explain)
     finally:
         if backend != "sqlite":
             _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -416,7 +471,7 @@ def bench(backend: str, chats: int, *, explain: bool = False) -> dict[str, Any]:
 
 def _print(rows: list[dict[str, Any]]) -> None:
     print(
-        f"{'database':<10} {'chats':>10} {'digests':>9} {'messages':>9} {'tick s':>8} "
+        f"{'database':<10} {'procs':>5} {'chats':>10} {'digests':>9} {'messages':>9} {'tick s':>8} "
         f"{'chats/s':>9} {'peak MB':>8} {'cpu yd s':>8} {'x cpu':>6} {'db yd s':>8} "
         f"{'x db':>6} {'goal':>14}"
     )
@@ -426,15 +481,18 @@ def _print(rows: list[dict[str, Any]]) -> None:
         scaled = goal_s * r["chats"] / goal_chats
         verdict = "ok" if r["seconds"] <= scaled and r["rss_mb"] < GOAL_RSS_MB else "MISSED"
         print(
-            f"{r['backend']:<10} {r['chats']:>10,} {r['chats_with_digest']:>9,} "
-            f"{r['queued']:>9,} {r['seconds']:>8.2f} {r['chats'] / r['seconds']:>9,.0f} "
+            f"{r['backend']:<10} {r['schedulers']:>5} {r['chats']:>10,} "
+            f"{r['chats_with_digest']:>9,} {r['queued']:>9,} {r['seconds']:>8.2f} "
+            f"{r['chats'] / r['seconds']:>9,.0f} "
             f"{r['rss_mb']:>8.0f} {r['cpu_yard']:>8.3f} {r['seconds'] / r['cpu_yard']:>6.1f} "
             f"{r['db_yard']:>8.3f} {r['seconds'] / r['db_yard']:>6.1f} "
             f"{f'<= {scaled:.0f} s {verdict}':>14}"
         )
     print(
-        "digests: chats that got one (the others' topics matched nothing new); tick s: "
-        "queue_due_digests alone, in a child process (peak MB is its VmHWM, the seeded data "
+        "procs: scheduler processes ticking at once (--schedulers; tick s from the first "
+        "one's start to the last one's end, peak MB the largest one's); digests: chats that "
+        "got one (the others' topics matched nothing new); tick s: queue_due_digests alone, "
+        "in child processes (peak MB is a VmHWM, the seeded data "
         "already in the database); goals: SQLite 10k <= 3 s, PostgreSQL 100k <= 20 s, "
         f"1M <= 180 s, memory < {GOAL_RSS_MB:.0f} MB. cpu yd: 3M-step Python loop; db yd: "
         "20,000 rows inserted and read back on the same database."
@@ -447,12 +505,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sqlite-chats", type=int, default=10_000)
     parser.add_argument("--explain", action="store_true")
     parser.add_argument("--only", choices=("sqlite", "postgres"))
+    parser.add_argument(
+        "--schedulers", type=int, default=1, help="PostgreSQL scheduler processes ticking at once"
+    )
     args, _ = parser.parse_known_args(argv)  # `python -m benchmarks rush` leaves "rush"
     rows = []
     if args.only != "postgres":
         rows.append(bench("sqlite", args.sqlite_chats, explain=args.explain))
     if args.only != "sqlite":
-        rows.append(bench("postgres", args.chats, explain=args.explain))
+        rows.append(bench("postgres", args.chats, explain=args.explain, schedulers=args.schedulers))
     print()
     _print(rows)
 
