@@ -3,8 +3,8 @@ matcher.
 
 `TopicIndex` works like Lucene's Monitor or the Elasticsearch percolator: each stored query
 is filed under the terms it needs, so that a batch of releases only looks at the queries
-whose terms it contains. Three layers of dicts that `add` and `remove` change in place
-(never a rebuild: one topic costs well under a millisecond whatever the size):
+whose terms it contains. Three layers (dicts, and one numpy table) that `add` and `remove`
+change in place (never a rebuild: one topic costs well under a millisecond whatever the size):
 
 - *patterns* (``" customs "``, ``"海關"``, ``" smuggl"``, ``" national security "``: the
   strings whose presence in a normalised view means a term is there) are filed under one
@@ -13,17 +13,19 @@ whose terms it contains. Three layers of dicts that `add` and `remove` change in
   longer CJK term is confirmed with a substring test, only where its rarest word (and a
   second one) occurs;
 - *atoms* (a word, phrase, prefix or catalogue group: any of its patterns) follow;
-- each *clause* (an AND of atoms) of one atom is listed under it; a longer one under its
-  two rarest atoms (fewest of a sample of recent releases contain them). Exclusions are
-  checked last, on the topics that matched.
+- each *clause* (an AND of atoms) of one atom is listed under it; a longer one has a row in
+  a numpy table of the atoms it needs (a freed row is reused; the table grows by doubling).
+  Exclusions are checked last, on the topics that matched.
 
 `match_many` runs a batch at once, the releases that contain an atom held as a bit mask (an
 int: AND and OR in C), so each index entry is looked at once per batch, not once per
-release, and the work is proportional to the terms present, not to the topics. A *simple*
+release. The clause table is AND-ed for the whole batch in numpy (one byte row of releases
+per atom), so a clause costs a few bytes of vectorised work, not a Python step. A *simple*
 topic (one clause, or an OR of single atoms, and no exclusion) matches exactly where an atom
-or clause of it does: the topics of an atom or clause are kept in one list, written out per
-release with `dict.fromkeys` (in C), never one topic and one release at a time; only the
-other topics (exclusions, OR of longer clauses) get a mask each.
+or clause of it does: the topics of an atom or clause are kept in one list, a *unit*; only
+the other topics (exclusions, OR of longer clauses) get a mask each. The units are written
+out per release in numpy (`_Units.write_out`): never one topic and one release at a time.
+
 `QueryMatcher` checks one query with plain substring tests: used for /search, preview and
 new subscriptions, and as the reference the index is tested against.
 """
@@ -36,8 +38,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain, compress, count
+from itertools import chain, compress
 from typing import TypeVar
+
+import numpy as np
 
 from bot.matching.query import Group, QueryError, QueryTree, TopicRef, compile_canonical
 from bot.matching.text import Term, is_no_space, text_views
@@ -68,19 +72,6 @@ def _group_patterns(group: Group) -> tuple[str, ...]:
 
 
 group_keys = lru_cache(maxsize=50_000)(_group_patterns)
-
-
-def _rarity(keys: Sequence[str]) -> int:
-    """How unlikely a group is to occur in a text: its most common key decides (higher = rarer)."""
-
-    def score(key: str) -> int:
-        phrase_bonus = 8 * key.strip().count(" ")
-        prefix_malus = 0 if key.endswith(" ") or not key.startswith(" ") else 3
-        # a CJK character carries about as much as three Latin letters
-        width = len(key.strip()) * (1 if key.isascii() else 3)
-        return width + phrase_bonus - prefix_malus
-
-    return min(score(k) for k in keys)
 
 
 class QueryMatcher:
@@ -210,7 +201,6 @@ class TopicIndex:
         self._atom_ids: dict[Group, int] = {}
         self._atom_groups: dict[int, Group] = {}
         self._atom_refs: dict[int, int] = {}  # atom → how many topics use it
-        self._atom_df: dict[int, tuple[int, int]] = {}  # atom → (sample frequency, -rarity)
         self._atom_filed: dict[int, tuple[_Filed, ...]] = {}
         self._next_atom = 0
         # per feature kind: feature → atoms (exact) and feature → patterns to confirm
@@ -223,9 +213,12 @@ class TopicIndex:
         self._single: dict[int, list[int]] = {}  # atom → other topics with a clause of it alone
         self._clause_simple: dict[frozenset[int], list[int]] = {}  # clauses of 2+ atoms
         self._clause_topics: dict[frozenset[int], list[int]] = {}  # the other topics' ones
-        # a clause of 2+ atoms is filed under its two rarest: first → seconds, pair → clauses
-        self._partners: dict[int, set[int]] = {}
-        self._paired: dict[tuple[int, int], list[frozenset[int]]] = {}
+        # every clause of 2+ atoms has a slot: a row of the atoms it needs (row numbers of the
+        # batch's presence table, `_row`), AND-ed for the whole batch at once in numpy
+        self._slot_of: dict[frozenset[int], int] = {}
+        self._slot_clause: list[frozenset[int]] = []  # _FREED: a free slot
+        self._slot_atoms = np.zeros((0, 2), np.int32)
+        self._free_slots: list[int] = []
         self._excluding: dict[int, frozenset[int]] = {}  # topic → its excluded atoms
         self._topics: dict[int, _Topic] = {}
         self._added: dict[int, int] = {}  # topic → serial of its add after construction
@@ -251,7 +244,6 @@ class TopicIndex:
         self._atom_refs[atom] = 1
         patterns = _group_patterns(group)
         filed: list[_Filed] = []
-        df = 0
         for pattern in patterns:
             options, exact = _options(pattern)
 
@@ -261,7 +253,6 @@ class TopicIndex:
 
             ranked = sorted(set(options), key=commonness)
             kind, feature = ranked[0]
-            df += self._feature_df(kind, feature)
             if exact:
                 self._exact[kind].setdefault(feature, []).append(atom)
                 filed.append(_Filed(kind, feature, None, None))
@@ -272,7 +263,6 @@ class TopicIndex:
             if kind == PREFIX:
                 self._prefix_lengths[len(feature)] += 1
         self._atom_filed[atom] = tuple(filed)
-        self._atom_df[atom] = (df, -_rarity(patterns))
         return atom
 
     def _release_atom(self, atom: int) -> None:
@@ -280,7 +270,7 @@ class TopicIndex:
         if refs:
             self._atom_refs[atom] = refs
             return
-        del self._atom_refs[atom], self._atom_df[atom]
+        del self._atom_refs[atom]
         del self._atom_ids[self._atom_groups.pop(atom)]
         for filed in self._atom_filed.pop(atom):
             if filed.pattern is None:
@@ -293,11 +283,29 @@ class TopicIndex:
                 if not self._prefix_lengths[len(filed.feature)]:
                     del self._prefix_lengths[len(filed.feature)]
 
-    def _anchor(self, clause: frozenset[int]) -> tuple[int, int]:
-        """The clause's two rarest atoms (ties by id: the same whatever the set's order)."""
-        df = self._atom_df
-        first, second = sorted(clause, key=lambda atom: (df[atom], atom))[:2]
-        return first, second
+    def _new_slot(self, clause: frozenset[int]) -> None:
+        """A row of the clause table for a new clause (a freed one, or the table grows: in
+        doubling steps, never a rebuild)."""
+        slot = self._free_slots.pop() if self._free_slots else len(self._slot_clause)
+        table = self._slot_atoms
+        rows, width = table.shape
+        if slot >= rows or len(clause) > width:
+            grown = np.full((max(64, 2 * rows), max(width, len(clause))), _ALL, np.int32)
+            grown[:rows, :width] = table
+            self._slot_atoms = table = grown
+        row = [_row(atom) for atom in sorted(clause)]
+        table[slot] = row + [_ALL] * (table.shape[1] - len(row))
+        if slot == len(self._slot_clause):
+            self._slot_clause.append(clause)
+        else:
+            self._slot_clause[slot] = clause
+        self._slot_of[clause] = slot
+
+    def _free_slot(self, clause: frozenset[int]) -> None:
+        slot = self._slot_of.pop(clause)
+        self._slot_atoms[slot] = _NONE  # never present: the row matches nothing
+        self._slot_clause[slot] = _FREED
+        self._free_slots.append(slot)
 
     def add(self, topic_id: int, canonical: str) -> bool:
         """Indexes a topic (replacing one of that id); False when the stored query no longer
@@ -320,10 +328,8 @@ class TopicIndex:
                     alone = self._solo if simple else self._single
                     alone.setdefault(next(iter(clause)), []).append(topic_id)
                     continue
-                if clause not in self._clause_simple and clause not in self._clause_topics:
-                    first, second = self._anchor(clause)
-                    self._paired.setdefault((first, second), []).append(clause)
-                    self._partners.setdefault(first, set()).add(second)
+                if clause not in self._slot_of:
+                    self._new_slot(clause)
                 table = self._clause_simple if simple else self._clause_topics
                 table.setdefault(clause, []).append(topic_id)
             if excluded:
@@ -349,13 +355,7 @@ class TopicIndex:
                 continue
             _drop(self._clause_simple if simple else self._clause_topics, clause, topic_id)
             if clause not in self._clause_simple and clause not in self._clause_topics:
-                first, second = pair = self._anchor(clause)
-                _drop(self._paired, pair, clause)
-                if pair not in self._paired:
-                    seconds = self._partners[first]
-                    seconds.discard(second)
-                    if not seconds:
-                        del self._partners[first]
+                self._free_slot(clause)
         for clause in topic.clauses:
             for atom in clause:
                 self._release_atom(atom)
@@ -454,27 +454,30 @@ class TopicIndex:
     def match_many(self, texts: Sequence[ReleaseText]) -> list[dict[int, bool]]:
         """For each release, the topics it matches, each with whether its title mentions it.
 
-        One pass for the whole batch: each index entry is looked at once per batch, with the
-        releases containing its terms as a bit mask (AND, OR in C), not once per release.
+        One pass for the whole batch: which releases contain each atom is a bit mask; the
+        clauses of 2+ atoms are AND-ed all at once in numpy (a table of byte rows); what
+        matched is gathered as *units* (a list of topics, the releases where they match by
+        the body only, those where the title mentions them) and written out per release by
+        `_Units.write_out`: no Python step per (topic, release) or (clause, release).
         """
+        size = len(texts)
+        width = (size + 7) // 8
         with self._lock:
             title = self._atoms([t.title for t in texts])
             present = self._atoms([t.body for t in texts])
             for atom, mask in title.items():
                 present[atom] = present.get(atom, 0) | mask
-            size = len(texts)
-            # per release: lists of simple topics it matches, without and with the title
-            body_lists: list[list[list[int]]] = [[] for _ in range(size)]
-            title_lists: list[list[list[int]]] = [[] for _ in range(size)]
-            tget = title.get
+            units = _Units(width)
+            # the batch's presence table: a row of bytes per atom (bit i: release i)
+            rows = self._next_atom + _FIRST
+            found, in_title = _table(present, rows, width), _table(title, rows, width)
+            found[_ALL] = 0xFF
             solo = self._solo
-            for atom in solo.keys() & present.keys():
-                topics = solo[atom]
-                titled = tget(atom, 0)
-                for i in _positions(present[atom] & ~titled):
-                    body_lists[i].append(topics)
-                for i in _positions(titled):
-                    title_lists[i].append(topics)
+            atoms = list(solo.keys() & present.keys())
+            if atoms:
+                units.topics.extend(map(solo.__getitem__, atoms))
+                at = np.array(atoms, np.int64) + _FIRST
+                units.rows(found[at] & ~in_title[at], in_title[at])
             matched: dict[int, int] = {}  # other topics → releases
             get = matched.get
             single = self._single
@@ -482,33 +485,8 @@ class TopicIndex:
                 mask = present[atom]
                 for topic_id in single[atom]:
                     matched[topic_id] = get(topic_id, 0) | mask
-            partners, paired = self._partners, self._paired
-            clause_simple, clause_topics = self._clause_simple, self._clause_topics
-            for first in partners.keys() & present.keys():
-                where_first = present[first]
-                for second in partners[first]:
-                    both = where_first & present.get(second, 0)
-                    if not both:
-                        continue
-                    for clause in paired[first, second]:
-                        where = both
-                        if len(clause) > 2:
-                            for atom in clause:
-                                where &= present.get(atom, 0)
-                        if not where:
-                            continue
-                        simple_topics = clause_simple.get(clause)
-                        if simple_topics:
-                            titled = 0
-                            for atom in clause:
-                                titled |= tget(atom, 0)
-                            titled &= where
-                            for i in _positions(where & ~titled):
-                                body_lists[i].append(simple_topics)
-                            for i in _positions(titled):
-                                title_lists[i].append(simple_topics)
-                        for topic_id in clause_topics.get(clause, ()):
-                            matched[topic_id] = get(topic_id, 0) | where
+            if self._slot_of:
+                self._clauses(found, in_title, units, matched)
             excluding = self._excluding
             for topic_id in [t for t in matched if t in excluding]:
                 where = matched[topic_id]
@@ -518,20 +496,43 @@ class TopicIndex:
                     matched[topic_id] = where
                 else:
                     del matched[topic_id]
-            results = [
-                _flags(body, titled) for body, titled in zip(body_lists, title_lists, strict=True)
-            ]
             topics_of = self._topics
             for topic_id, where in matched.items():
                 titled = 0
                 for clause in topics_of[topic_id].clauses:
                     for atom in filter(title.__contains__, clause):
                         titled |= title[atom]
-                for i in _positions(where & ~titled):
-                    results[i][topic_id] = False
-                for i in _positions(where & titled):
-                    results[i][topic_id] = True
-        return results
+                titled &= where
+                units.add((topic_id,), where & ~titled, titled)
+        return units.write_out(size)
+
+    def _clauses(
+        self, found: np.ndarray, in_title: np.ndarray, units: _Units, matched: dict[int, int]
+    ) -> None:
+        """Every clause of 2+ atoms at once: the AND of its atoms' rows of the presence table;
+        a simple clause's topics become a unit, the others' masks go to `matched`."""
+        slots = self._slot_atoms[: len(self._slot_clause)]
+        where = found[slots[:, 0]]
+        titled = in_title[slots[:, 0]]
+        for k in range(1, slots.shape[1]):
+            where &= found[slots[:, k]]
+            titled |= in_title[slots[:, k]]
+        hit = np.flatnonzero(where.any(axis=1))
+        where, titled = where[hit], titled[hit]
+        titled &= where
+        # C-level maps, not a Python step per clause: most hits are simple clauses' units
+        clauses = list(map(self._slot_clause.__getitem__, hit.tolist()))
+        simple_topics = list(map(self._clause_simple.get, clauses))
+        simple = np.fromiter(map(bool, simple_topics), bool, len(clauses))
+        if simple.any():
+            units.topics.extend(compress(simple_topics, simple.tolist()))  # type: ignore[arg-type]
+            units.rows(where[simple] & ~titled[simple], titled[simple])
+        get = matched.get
+        others = list(map(self._clause_topics.get, clauses))
+        for n in compress(range(len(others)), others):
+            mask = int.from_bytes(where[n].tobytes(), "little")
+            for topic_id in others[n] or ():
+                matched[topic_id] = get(topic_id, 0) | mask
 
     def match(self, text: ReleaseText) -> dict[int, bool]:
         """Topics the release matches, each with whether its title mentions the topic."""
@@ -547,22 +548,120 @@ def _simple(clauses: tuple[frozenset[int], ...], excluded: frozenset[int]) -> bo
     return len(clauses) == 1 or all(len(clause) == 1 for clause in clauses)
 
 
-_BITS = bytes.maketrans(b"01", b"\x00\x01")
+# rows of a batch's presence table (`_table`): one that every release has (pads a clause's
+# row of atoms), one that none has (a freed clause's), then atom a's at _FIRST + a
+_ALL, _NONE, _FIRST = 0, 1, 2
+_FREED: frozenset[int] = frozenset()  # the clause of a free row of the clause table
 
 
-def _positions(mask: int) -> Iterable[int]:
-    """The positions of a mask's bits, lowest first (in C: no Python step per bit)."""
-    if mask & (mask - 1) == 0:  # none or one
-        return (mask.bit_length() - 1,) if mask else ()
-    return compress(count(), bin(mask)[:1:-1].encode().translate(_BITS))
+def _row(atom: int) -> int:
+    return _FIRST + atom
 
 
-def _flags(body: list[list[int]], titled: list[list[int]]) -> dict[int, bool]:
-    """{topic: False} for the lists of body-only topics, then {topic: True} for the titled."""
-    flags = dict.fromkeys(chain.from_iterable(body), False)
-    if titled:
-        flags.update(dict.fromkeys(chain.from_iterable(titled), True))
-    return flags
+def _packed(masks: Iterable[int], width: int) -> bytes:
+    """Bit masks (bit i: release i) as `width` bytes each, one after the other."""
+    return b"".join([mask.to_bytes(width, "little") for mask in masks])
+
+
+def _table(masks: dict[int, int], rows: int, width: int) -> np.ndarray:
+    """Atoms' masks as a table of byte rows (atom a's at _row(a)); zero for the others."""
+    table = np.zeros((rows, width), np.uint8)
+    if masks:
+        at = np.fromiter(masks.keys(), np.int64, len(masks)) + _FIRST
+        table[at] = np.frombuffer(_packed(masks.values(), width), np.uint8).reshape(-1, width)
+    return table
+
+
+def _set_bits(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(release, unit) of every set bit of the units' byte rows, release-major (units in
+    order within a release): a byte of releases at a time, only its nonzero bytes unpacked."""
+    releases, units = [], []
+    for byte, column in enumerate(np.ascontiguousarray(packed.T)):  # a row per byte
+        at = np.flatnonzero(column)
+        if not len(at):
+            continue
+        # (bit, unit) of the set bits, bit-major: release 8 * byte + bit, units in order
+        bit, which = np.nonzero(np.unpackbits(column[at][None, :], axis=0, bitorder="little"))
+        releases.append(bit + 8 * byte)
+        units.append(at[which])
+    if not units:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(releases), np.concatenate(units)
+
+
+class _Units:
+    """What a batch matched: per unit, a list of topics and two bit masks of releases (by
+    the body only; with the title), as Python ints or numpy byte rows; written out per
+    release in numpy."""
+
+    __slots__ = ("segments", "topics", "width")
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.topics: list[Sequence[int]] = []
+        # the units' masks in the order of `topics`: runs of ints (body, titled), and blocks
+        # of byte rows
+        self.segments: list[tuple[list[int], list[int]] | tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, topics: Sequence[int], body: int, titled: int) -> None:
+        """One unit, its masks as ints."""
+        self.topics.append(topics)
+        if not self.segments or isinstance(self.segments[-1][0], np.ndarray):
+            self.segments.append(([], []))
+        bodies, titles = self.segments[-1]
+        bodies.append(body)  # type: ignore[union-attr]
+        titles.append(titled)  # type: ignore[union-attr]
+
+    def rows(self, body: np.ndarray, titled: np.ndarray) -> None:
+        """The masks of the units last appended to `topics`, as byte rows."""
+        self.segments.append((body, titled))
+
+    def _packed(self, which: int) -> np.ndarray:
+        """Every unit's body (0) or title (1) mask as a byte row, in the order of `topics`."""
+        width = self.width
+        return np.concatenate(
+            [
+                part
+                if isinstance(part := segment[which], np.ndarray)
+                else np.frombuffer(_packed(part, width), np.uint8).reshape(-1, width)
+                for segment in self.segments
+            ]
+        )
+
+    def write_out(self, size: int) -> list[dict[int, bool]]:
+        """{topic: in_title} per release: False for the body-only units, then True for the
+        titled ones (a topic in both is True)."""
+        results: list[dict[int, bool]] = [{} for _ in range(size)]
+        n = len(self.topics)
+        if not n or not size:
+            return results
+        lengths = np.fromiter(map(len, self.topics), dtype=np.int64, count=n)
+        starts = np.cumsum(lengths) - lengths
+        flat = np.fromiter(
+            chain.from_iterable(self.topics), dtype=np.int64, count=int(lengths.sum())
+        )
+        for which, flag in ((0, False), (1, True)):
+            packed = self._packed(which)
+            release, unit = _set_bits(packed)
+            if not len(unit):
+                continue
+            counts = lengths[unit]
+            ends = np.cumsum(counts)
+            # for each (release, unit): its unit's slice of `flat`, one after the other
+            offsets = np.repeat(starts[unit] - (ends - counts), counts) + np.arange(ends[-1])
+            topics = flat[offsets].tolist()
+            # where each release's topics end: the end of its last pair (0 before any)
+            last_pair = np.searchsorted(release, np.arange(size), side="right")
+            bounds = np.concatenate(([0], ends))[last_pair]
+            begin = 0
+            for i, end in enumerate(bounds.tolist()):
+                if end > begin:
+                    if flag:
+                        results[i].update(dict.fromkeys(topics[begin:end], True))
+                    else:
+                        results[i] = dict.fromkeys(topics[begin:end], False)
+                    begin = end
+        return results
 
 
 def _drop(table: dict[K, list[V]], key: K, value: V) -> None:

@@ -229,3 +229,40 @@ def test_or_of_words_is_in_the_title_when_any_word_is() -> None:
         {1: False},
         {1: True},
     ]
+
+
+def test_the_clause_table_grows_reuses_freed_rows_and_agrees_with_each_query_alone() -> None:
+    # hundreds of two-word clauses (more rows than the table starts with), half of them
+    # removed, then longer clauses (a wider table) and two-word ones again in freed rows
+    words = ["customs", "ivory", "tusk", "seizure", "typhoon", "signal", "rainstorm", "暴雨"]
+    words += [f"w{n}" for n in range(30)]
+    pairs = [f"{a} {b}" for n, a in enumerate(words) for b in words[n + 1 :]]
+    index = TopicIndex()
+    live: dict[int, str] = {}
+    for topic_id, query in enumerate(pairs):
+        live[topic_id] = parse_query(query).canonical
+        assert index.add(topic_id, live[topic_id])
+    for topic_id in list(live)[::2]:
+        assert index.remove(topic_id)
+        del live[topic_id]
+    longer = ["customs ivory tusk seizure w1", "typhoon signal w2 w3 -w4", "暴雨 w5 w6 OR w7 w8"]
+    for n, query in enumerate(longer, start=len(pairs)):
+        live[n] = parse_query(query).canonical
+        assert index.add(n, live[n])
+    for topic_id in range(1, 41, 2):  # rows freed from the wide table, then taken again
+        assert index.remove(topic_id)
+        del live[topic_id]
+    for topic_id in range(0, 40, 2):
+        live[topic_id] = parse_query(pairs[topic_id]).canonical
+        assert index.add(topic_id, live[topic_id])
+    texts = [
+        "Customs seizure of ivory and a tusk w1",
+        "Typhoon signal w2 w3, and w4",
+        "暴雨 w5 w6 w0 w9",
+        "w7 w8 rainstorm signal w11 w12 w13",
+    ]
+    releases = [ReleaseText.of(text, " ".join(reversed(text.split()))) for text in texts]
+    expected = [_naive(live, release) for release in releases]
+    assert index.match_many(releases) == expected
+    assert sum(map(len, expected)) > 20  # many topics match: the test sees the table's rows
+    assert index.key_count == TopicIndex(live.items()).key_count
