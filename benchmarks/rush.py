@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import queue
 import random
 import tempfile
 import time
@@ -406,11 +407,22 @@ def _run_schedulers(url: str, schedulers: int, explain: bool) -> dict[str, Any]:
     ]
     for process in processes:
         process.start()
-    results = dict(out.get(timeout=3_600) for _ in processes)
-    for process in processes:
-        process.join()
-        if process.exitcode:
-            raise RuntimeError(f"a scheduler process exited with {process.exitcode}")
+    results: dict[int, dict[str, Any]] = {}
+    try:
+        while len(results) < schedulers:
+            try:
+                index, figures = out.get(timeout=5)
+                results[index] = figures
+            except queue.Empty:  # a scheduler that died says nothing: stop, don't wait
+                failed = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+                if failed:
+                    raise RuntimeError(f"a scheduler process exited with {failed[0]}") from None
+        for process in processes:
+            process.join()
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
     lead = results[0]
     queued = sum(r["queued"] for r in results.values())
     assert lead["again"] == 0 and lead["rows"] == queued, (lead["again"], lead["rows"], queued)
@@ -422,7 +434,6 @@ def _run_schedulers(url: str, schedulers: int, explain: bool) -> dict[str, Any]:
         "queued": queued,
         "rss_mb": max(r["rss_mb"] for r in results.values()),
         "schedulers": schedulers,
-        "shares": [results[n]["queued"] for n in range(schedulers)],
     }
 
 

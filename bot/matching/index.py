@@ -203,6 +203,9 @@ class TopicIndex:
         self._atom_refs: dict[int, int] = {}  # atom → how many topics use it
         self._atom_filed: dict[int, tuple[_Filed, ...]] = {}
         self._next_atom = 0
+        # ids of released atoms, given to new ones: the batch's presence table has a row per
+        # id, so it stays as large as the most atoms ever held at once, not every one seen
+        self._free_atoms: list[int] = []
         # per feature kind: feature → atoms (exact) and feature → patterns to confirm
         self._exact: tuple[dict[str, list[int]], ...] = ({}, {}, {})
         self._confirm: tuple[dict[str, list[tuple[str, int, str | None]]], ...] = ({}, {}, {})
@@ -214,7 +217,7 @@ class TopicIndex:
         self._clause_simple: dict[frozenset[int], list[int]] = {}  # clauses of 2+ atoms
         self._clause_topics: dict[frozenset[int], list[int]] = {}  # the other topics' ones
         # every clause of 2+ atoms has a slot: a row of the atoms it needs (row numbers of the
-        # batch's presence table, `_row`), AND-ed for the whole batch at once in numpy
+        # batch's presence table, `_table`), AND-ed for the whole batch at once in numpy
         self._slot_of: dict[frozenset[int], int] = {}
         self._slot_clause: list[frozenset[int]] = []  # _FREED: a free slot
         self._slot_atoms = np.zeros((0, 2), np.int32)
@@ -238,8 +241,11 @@ class TopicIndex:
         if atom is not None:
             self._atom_refs[atom] += 1
             return atom
-        atom = self._atom_ids[group] = self._next_atom
-        self._next_atom += 1
+        if self._free_atoms:
+            atom = self._free_atoms.pop()
+        else:
+            atom, self._next_atom = self._next_atom, self._next_atom + 1
+        self._atom_ids[group] = atom
         self._atom_groups[atom] = group
         self._atom_refs[atom] = 1
         patterns = _group_patterns(group)
@@ -272,6 +278,7 @@ class TopicIndex:
             return
         del self._atom_refs[atom]
         del self._atom_ids[self._atom_groups.pop(atom)]
+        self._free_atoms.append(atom)  # no clause row names it: its clauses went first
         for filed in self._atom_filed.pop(atom):
             if filed.pattern is None:
                 _drop(self._exact[filed.kind], filed.feature, atom)
@@ -293,7 +300,7 @@ class TopicIndex:
             grown = np.full((max(64, 2 * rows), max(width, len(clause))), _ALL, np.int32)
             grown[:rows, :width] = table
             self._slot_atoms = table = grown
-        row = [_row(atom) for atom in sorted(clause)]
+        row = [_FIRST + atom for atom in sorted(clause)]
         table[slot] = row + [_ALL] * (table.shape[1] - len(row))
         if slot == len(self._slot_clause):
             self._slot_clause.append(clause)
@@ -475,9 +482,10 @@ class TopicIndex:
             solo = self._solo
             atoms = list(solo.keys() & present.keys())
             if atoms:
-                units.topics.extend(map(solo.__getitem__, atoms))
                 at = np.array(atoms, np.int64) + _FIRST
-                units.rows(found[at] & ~in_title[at], in_title[at])
+                units.rows(
+                    list(map(solo.__getitem__, atoms)), found[at] & ~in_title[at], in_title[at]
+                )
             matched: dict[int, int] = {}  # other topics → releases
             get = matched.get
             single = self._single
@@ -525,8 +533,8 @@ class TopicIndex:
         simple_topics = list(map(self._clause_simple.get, clauses))
         simple = np.fromiter(map(bool, simple_topics), bool, len(clauses))
         if simple.any():
-            units.topics.extend(compress(simple_topics, simple.tolist()))  # type: ignore[arg-type]
-            units.rows(where[simple] & ~titled[simple], titled[simple])
+            topics: list[Sequence[int]] = list(compress(simple_topics, simple.tolist()))  # type: ignore[arg-type]
+            units.rows(topics, where[simple] & ~titled[simple], titled[simple])
         get = matched.get
         others = list(map(self._clause_topics.get, clauses))
         for n in compress(range(len(others)), others):
@@ -554,17 +562,13 @@ _ALL, _NONE, _FIRST = 0, 1, 2
 _FREED: frozenset[int] = frozenset()  # the clause of a free row of the clause table
 
 
-def _row(atom: int) -> int:
-    return _FIRST + atom
-
-
 def _packed(masks: Iterable[int], width: int) -> bytes:
     """Bit masks (bit i: release i) as `width` bytes each, one after the other."""
     return b"".join([mask.to_bytes(width, "little") for mask in masks])
 
 
 def _table(masks: dict[int, int], rows: int, width: int) -> np.ndarray:
-    """Atoms' masks as a table of byte rows (atom a's at _row(a)); zero for the others."""
+    """Atoms' masks as a table of byte rows (atom a's at _FIRST + a); zero for the others."""
     table = np.zeros((rows, width), np.uint8)
     if masks:
         at = np.fromiter(masks.keys(), np.int64, len(masks)) + _FIRST
@@ -591,58 +595,45 @@ def _set_bits(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class _Units:
     """What a batch matched: per unit, a list of topics and two bit masks of releases (by
-    the body only; with the title), as Python ints or numpy byte rows; written out per
-    release in numpy."""
+    the body only; with the title), added one at a time as ints or in blocks of numpy byte
+    rows; written out per release in numpy."""
 
-    __slots__ = ("segments", "topics", "width")
+    __slots__ = ("blocks", "body", "titled", "topics", "width")
 
     def __init__(self, width: int) -> None:
         self.width = width
-        self.topics: list[Sequence[int]] = []
-        # the units' masks in the order of `topics`: runs of ints (body, titled), and blocks
-        # of byte rows
-        self.segments: list[tuple[list[int], list[int]] | tuple[np.ndarray, np.ndarray]] = []
+        self.topics: list[Sequence[int]] = []  # the units added one at a time
+        self.body: list[int] = []
+        self.titled: list[int] = []
+        self.blocks: list[tuple[list[Sequence[int]], np.ndarray, np.ndarray]] = []
 
     def add(self, topics: Sequence[int], body: int, titled: int) -> None:
-        """One unit, its masks as ints."""
         self.topics.append(topics)
-        if not self.segments or isinstance(self.segments[-1][0], np.ndarray):
-            self.segments.append(([], []))
-        bodies, titles = self.segments[-1]
-        bodies.append(body)  # type: ignore[union-attr]
-        titles.append(titled)  # type: ignore[union-attr]
+        self.body.append(body)
+        self.titled.append(titled)
 
-    def rows(self, body: np.ndarray, titled: np.ndarray) -> None:
-        """The masks of the units last appended to `topics`, as byte rows."""
-        self.segments.append((body, titled))
+    def rows(self, topics: list[Sequence[int]], body: np.ndarray, titled: np.ndarray) -> None:
+        self.blocks.append((topics, body, titled))
 
-    def _packed(self, which: int) -> np.ndarray:
-        """Every unit's body (0) or title (1) mask as a byte row, in the order of `topics`."""
-        width = self.width
-        return np.concatenate(
-            [
-                part
-                if isinstance(part := segment[which], np.ndarray)
-                else np.frombuffer(_packed(part, width), np.uint8).reshape(-1, width)
-                for segment in self.segments
-            ]
-        )
+    def _packed(self, masks: list[int], which: int) -> np.ndarray:
+        """Every unit's body (1) or title (2) mask as a byte row: the ones added one at a
+        time, then the blocks'."""
+        ints = np.frombuffer(_packed(masks, self.width), np.uint8).reshape(-1, self.width)
+        return np.concatenate([ints, *(block[which] for block in self.blocks)])
 
     def write_out(self, size: int) -> list[dict[int, bool]]:
         """{topic: in_title} per release: False for the body-only units, then True for the
         titled ones (a topic in both is True)."""
         results: list[dict[int, bool]] = [{} for _ in range(size)]
-        n = len(self.topics)
+        units = [*self.topics, *chain.from_iterable(block[0] for block in self.blocks)]
+        n = len(units)
         if not n or not size:
             return results
-        lengths = np.fromiter(map(len, self.topics), dtype=np.int64, count=n)
+        lengths = np.fromiter(map(len, units), dtype=np.int64, count=n)
         starts = np.cumsum(lengths) - lengths
-        flat = np.fromiter(
-            chain.from_iterable(self.topics), dtype=np.int64, count=int(lengths.sum())
-        )
-        for which, flag in ((0, False), (1, True)):
-            packed = self._packed(which)
-            release, unit = _set_bits(packed)
+        flat = np.fromiter(chain.from_iterable(units), dtype=np.int64, count=int(lengths.sum()))
+        for masks, which, flag in ((self.body, 1, False), (self.titled, 2, True)):
+            release, unit = _set_bits(self._packed(masks, which))
             if not len(unit):
                 continue
             counts = lengths[unit]

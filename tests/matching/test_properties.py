@@ -266,3 +266,16 @@ def test_the_clause_table_grows_reuses_freed_rows_and_agrees_with_each_query_alo
     assert index.match_many(releases) == expected
     assert sum(map(len, expected)) > 20  # many topics match: the test sees the table's rows
     assert index.key_count == TopicIndex(live.items()).key_count
+
+
+def test_churned_topics_leave_the_batch_table_as_large_as_the_most_held_at_once() -> None:
+    # a batch's presence table has a row per atom id: released ids are given to new atoms
+    index = TopicIndex([(0, parse_query("customs ivory").canonical)])
+    for n in range(1, 500):
+        assert index.add(n, parse_query(f"term{n} other{n}").canonical)
+        assert index.remove(n)
+    assert index._next_atom <= 4
+    release = ReleaseText.of("Customs seize ivory", "term7 other7")
+    assert index.match(release) == {0: True}
+    assert index.add(7, parse_query("term7 other7").canonical)
+    assert index.match(release) == {0: True, 7: False}
